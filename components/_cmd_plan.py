@@ -1,0 +1,74 @@
+"""`linked-apps plan`: the apps, links, resources and rule violations a stack config would produce."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .cli import load_desired, stack_options
+from .plan import Plan
+from .rules import token_header
+
+
+def _short_type(token: str) -> str:
+    return token.rsplit(":", 1)[-1]
+
+
+def render_text(p: Plan) -> str:
+    apps = p.topology.apps
+    width = max((len(n) for n in apps), default=4)
+    out = [f"Apps ({len(apps)})"]
+    for name, spec in apps.items():
+        out.append(f"  {name:<{width}}  {spec.type:<11}  {'managed' if spec.managed else 'managed elsewhere'}")
+    out.append(f"\nLinks ({len(p.topology.links)})")
+    for link in p.topology.links:
+        src = apps.get(link.source)
+        header = token_header(src.type if src else None)
+        note = f"  {link.description}" if link.description else ""
+        out.append(f"  {link.source} -> {link.target}  [{header}]{note}")
+    if p.violations:
+        out.append(f"\nViolations ({len(p.violations)}): nothing would be sent to Cloudflare")
+        out.extend(f"  [{v.rule}] {v.message}" for v in p.violations)
+    else:
+        out.append(f"\nResources ({len(p.resources)})")
+        out.extend(f"  {_short_type(r['type'])}  {r['name']}" for r in p.resources)
+        out.append("\nViolations: none")
+    return "\n".join(out)
+
+
+def render_markdown(p: Plan) -> str:
+    apps = p.topology.apps
+    status = (f"**{len(p.violations)} rule violation(s)**" if p.violations
+              else f"{len(p.resources)} resources, no violations")
+    out = [f"### linked-apps plan: {len(apps)} apps, {len(p.topology.links)} links, {status}", "",
+           "| from | to | token | description |", "| --- | --- | --- | --- |"]
+    for link in p.topology.links:
+        src = apps.get(link.source)
+        out.append(f"| `{link.source}` | `{link.target}` | `{token_header(src.type if src else None)}` | "
+                   f"{(link.description or '').replace('|', '/')} |")
+    if p.violations:
+        out += ["", "| rule | message |", "| --- | --- |"]
+        out += [f"| `{v.rule}` | {v.message.replace('|', '/')} |" for v in p.violations]
+    return "\n".join(out)
+
+
+@click.command("plan")
+@stack_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="text for people, json for scripts (apps, links, violations, resources), markdown for PRs.")
+def plan_command(stack: str | None, config: Path | None, project_dir: Path | None, fmt: str) -> None:
+    """Plan a stack offline: run the program under Pulumi's mock runtime and show what it would create.
+
+    No Pulumi CLI and no Cloudflare credentials are needed; secure config values become placeholders.
+    Exit 0 when every rule holds, 1 when a rule is broken, 2 when the input cannot be read.
+    """
+    result = load_desired(stack, config, project_dir)
+    if fmt == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif fmt == "markdown":
+        click.echo(render_markdown(result))
+    else:
+        click.echo(render_text(result))
+    raise SystemExit(1 if result.violations else 0)

@@ -1,0 +1,160 @@
+"""Access applications as Pulumi components: a self-hosted app (the only kind that receives linked-app trust)
+and an Access-for-SaaS OIDC app (e.g. an MCP server) that can call one.
+
+Pulumi edge: imports pulumi_cloudflare. Arguments are checked before the component registers, so a bad
+call fails the preview with a message, not a half-built component.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_cloudflare as cloudflare
+from typing_extensions import NotRequired
+
+from .rules import policy_attachments
+
+_PKG = "linked-apps:index"
+
+
+class _AccessAppArgs(TypedDict):
+    account_id: pulumi.Input[str]
+    """The Cloudflare account id."""
+    allow_email_domains: NotRequired[Sequence[str]]
+    """The app's own `allow` policy for people: users whose email is in these domains (e.g. `acme.com`)."""
+    policy_ids: NotRequired[Sequence[pulumi.Input[str]]]
+    """Existing reusable policies to attach first, in this order; the app's own policies are never displaced."""
+    session_duration: NotRequired[str]
+    """How long an Access session to this app lasts, e.g. `24h`."""
+
+
+class SelfHostedAppArgs(_AccessAppArgs):
+    domain: NotRequired[pulumi.Input[str]]
+    """The app's primary domain, e.g. `payroll.acme.com`. Give this or `destinations`."""
+    destinations: NotRequired[Sequence[str]]
+    """Public hostnames/paths the app covers, e.g. `payroll.acme.com/api`. Give this or `domain`."""
+    linked_app_policy_ids: NotRequired[Sequence[pulumi.Input[str]]]
+    """`policy_id` outputs of LinkedAppTrust components: the apps whose user tokens this app accepts.
+    Attached after the app's own policies."""
+
+
+class SaasAppArgs(_AccessAppArgs):
+    redirect_uris: Sequence[str]
+    """OIDC redirect URIs of the SaaS app (absolute https URLs)."""
+    scopes: NotRequired[Sequence[str]]
+    """OIDC scopes; default `openid`, `email`, `profile`."""
+    grant_types: NotRequired[Sequence[str]]
+    """OIDC grant types; default `authorization_code`."""
+    access_token_lifetime: NotRequired[str]
+    """Lifetime of the OIDC access token, `1m` to `24h`."""
+
+
+def _fail(component: str, name: str, problem: str) -> None:
+    raise pulumi.RunError(f"{component} {name!r}: {problem}")
+
+
+def _own_policies(
+    parent: pulumi.Resource, name: str, args: _AccessAppArgs
+) -> list[pulumi.Input[str]]:
+    """The app's own policies: the optional email-domain allow policy, then the listed existing ones."""
+    own: list[pulumi.Input[str]] = []
+    domains = list(args.get("allow_email_domains") or [])
+    if domains:
+        allow = cloudflare.ZeroTrustAccessPolicy(
+            f"{name}-allow",
+            account_id=args["account_id"],
+            name=f"{name}: people",
+            decision="allow",
+            includes=[{"email_domain": {"domain": d}} for d in domains],
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        own.append(allow.id)
+    own.extend(args.get("policy_ids") or [])
+    return own
+
+
+def _attachments(own: Sequence[pulumi.Input[str]], linked: Sequence[pulumi.Input[str]]) -> pulumi.Output:
+    k = len(own)
+    return pulumi.Output.all(*own, *linked).apply(lambda ids: policy_attachments(ids[:k], ids[k:]))
+
+
+class SelfHostedApp(pulumi.ComponentResource):
+    """A self-hosted Access application; it can accept user tokens of linked apps (LinkedAppTrust)."""
+
+    uid: pulumi.Output[str]
+    """The application's uid (UUID): what a linked_app_token rule names."""
+    aud: pulumi.Output[str]
+    """The AUD tag: the `aud` claim of the app's Access JWTs."""
+    domain: pulumi.Output[str]
+    """The app's primary domain."""
+
+    def __init__(self, name: str, args: SelfHostedAppArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        if not args.get("domain") and not args.get("destinations"):
+            _fail("SelfHostedApp", name, "give `domain` (e.g. payroll.acme.com) or `destinations`")
+        super().__init__(f"{_PKG}:SelfHostedApp", name, {}, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        own = _own_policies(self, name, args)
+        linked = list(args.get("linked_app_policy_ids") or [])
+        destinations = [{"type": "public", "uri": uri} for uri in args.get("destinations") or []]
+        app = cloudflare.ZeroTrustAccessApplication(
+            f"{name}-app",
+            account_id=args["account_id"],
+            name=name,
+            type="self_hosted",
+            domain=args.get("domain"),
+            destinations=destinations or None,
+            session_duration=args.get("session_duration"),
+            policies=_attachments(own, linked) if own or linked else None,
+            opts=child,
+        )
+        self.uid = app.id
+        self.aud = app.aud
+        self.domain = app.domain
+        self.register_outputs({"uid": self.uid, "aud": self.aud, "domain": self.domain})
+
+
+class SaasApp(pulumi.ComponentResource):
+    """An Access-for-SaaS OIDC application (e.g. an MCP server); its OAuth tokens can call self-hosted apps."""
+
+    uid: pulumi.Output[str]
+    """The application's uid (UUID): what a linked_app_token rule names."""
+    aud: pulumi.Output[str]
+    """The AUD tag of the application."""
+    client_id: pulumi.Output[str]
+    """The OIDC client id; the app's tokens are issued by `https://<team>/cdn-cgi/access/sso/oidc/<client_id>`."""
+    client_secret: pulumi.Output[str]
+    """The OIDC client secret (a Pulumi secret)."""
+
+    def __init__(self, name: str, args: SaasAppArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        uris = list(args.get("redirect_uris") or [])
+        if not uris:
+            _fail("SaasApp", name, "give at least one `redirect_uris` entry (the OIDC callback of the SaaS app)")
+        super().__init__(f"{_PKG}:SaasApp", name, {}, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        own = _own_policies(self, name, args)
+        app = cloudflare.ZeroTrustAccessApplication(
+            f"{name}-app",
+            account_id=args["account_id"],
+            name=name,
+            type="saas",
+            session_duration=args.get("session_duration"),
+            saas_app={
+                "auth_type": "oidc",
+                "redirect_uris": uris,
+                "grant_types": list(args.get("grant_types") or ["authorization_code"]),
+                "scopes": list(args.get("scopes") or ["openid", "email", "profile"]),
+                "access_token_lifetime": args.get("access_token_lifetime"),
+            },
+            policies=_attachments(own, []) if own else None,
+            opts=child,
+        )
+        self.uid = app.id
+        self.aud = app.aud
+        saas = app.saas_app
+        self.client_id = saas.apply(lambda s: (s.client_id if s else None) or "")
+        # The provider marks the secret sensitive; wrapping it again keeps it secret whatever the provider does.
+        self.client_secret = pulumi.Output.secret(saas.apply(lambda s: (s.client_secret if s else None) or ""))
+        self.register_outputs({"uid": self.uid, "aud": self.aud, "client_id": self.client_id,
+                               "client_secret": self.client_secret})

@@ -1,0 +1,46 @@
+"""Every error linked-apps raises on purpose lives here, so callers catch one family.
+
+Pure module: no Pulumi, no I/O. Each error carries a message written for the person who must act on it:
+it names the culprit (a config key path, an app, a file) and says what to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .rules import Violation
+
+
+class LinkedAppsError(Exception):
+    """Base class: anything linked-apps reports on purpose."""
+
+
+class ConfigError(LinkedAppsError):
+    """The stack config (or a config file) cannot be read or does not fit the contract."""
+
+    def __init__(self, problems: Sequence[str], source: str = "stack config") -> None:
+        self.problems = list(problems)
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source} is not valid ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class StateError(LinkedAppsError):
+    """Deployed state (a stack export or stack output file) cannot be read."""
+
+
+class UnknownAppError(LinkedAppsError):
+    """An app named on the command line or in an assertion is not in the topology or state."""
+
+
+class RuleViolationError(LinkedAppsError):
+    """One or more linked-app rules are broken; all of them are listed, not just the first."""
+
+    def __init__(self, violations: Sequence[Violation]) -> None:
+        self.violations = list(violations)
+        lines = "\n".join(f"  - [{v.rule}] {v.message}" for v in self.violations)
+        super().__init__(
+            f"linked-apps: {len(self.violations)} rule violation(s); nothing was sent to Cloudflare:\n{lines}"
+        )

@@ -1,0 +1,223 @@
+"""`linked-apps plan`: run the project's real `__main__.py` under the Pulumi SDK's mock runtime.
+
+No CLI, no credentials: the mocks answer the engine and Cloudflare with made-up ids of the documented shapes,
+secure config values become placeholders. What the program registers is what `pulumi up` would create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import json
+import runpy
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, LinkedAppsError, RuleViolationError
+from .graph import TrustGraph
+from .rules import Violation
+from .topology import NAMESPACE, Topology, topology_from_config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SECRET_PLACEHOLDER = "[secret]"
+_NS = uuid.UUID("6f1c1e2a-7d4b-4b8e-9a51-0c2d3e4f5a6b")
+
+
+def fake_uid(kind: str, name: str) -> str:
+    """A stable made-up UUID, so plans of the same config are identical run to run."""
+    return str(uuid.uuid5(_NS, f"{kind}/{name}"))
+
+
+def fake_aud(name: str) -> str:
+    return hashlib.sha256(f"aud/{name}".encode()).hexdigest()
+
+
+@dataclass
+class Plan:
+    """What a program run produced: the desired trust, the resources, and every rule it broke."""
+
+    topology: Topology
+    violations: list[Violation] = field(default_factory=list)
+    resources: list[dict[str, str]] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def graph(self) -> TrustGraph:
+        return self.topology.trust_graph()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "apps": [{"name": n, "type": s.type, "managed": s.managed} for n, s in self.topology.apps.items()],
+            "links": [{"from": l.source, "to": l.target} for l in self.topology.links],
+            "violations": [v.as_dict() for v in self.violations],
+            "resources": self.resources,
+        }
+
+
+def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
+    return root / "stacks" / f"Pulumi.{stack}.yaml"
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The `config:` map of a `Pulumi.<stack>.yaml` file (or a bare map of `linked-apps:*` keys)."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        hint = ""
+        if path.parent.is_dir():
+            stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in path.parent.glob("Pulumi.*.yaml"))
+            hint = f"; stacks here: {', '.join(stacks)}" if stacks else ""
+        raise ConfigError([f"{path}: no such file{hint}"], str(path)) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read ({exc.strerror})"], str(path)) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"], str(path)) from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError([f"{path}: expected a mapping with a `config:` key"], str(path))
+    config = doc.get("config", doc)
+    if not isinstance(config, dict):
+        raise ConfigError([f"{path}: `config:` must be a mapping"], str(path))
+    return config
+
+
+def _engine_values(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Config as the engine hands it to a program: strings, JSON for structures, placeholders for secrets."""
+    values: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in config.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            values[key] = SECRET_PLACEHOLDER
+            secret_keys.append(key)
+        elif isinstance(value, str):
+            values[key] = value
+        else:
+            values[key] = json.dumps(value)
+    return values, secret_keys
+
+
+class _PlanMocks:
+    """Answers for the mock engine, shaped like Cloudflare's documented responses."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.registered: list[dict[str, str]] = []
+
+    def new_resource(self, args: Any) -> tuple[str | None, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        if args.typ == "pulumi:pulumi:StackReference":
+            return args.name, {"outputs": self._stack_outputs(inputs.get("name", ""))}
+        if not args.custom:
+            return None, {}
+        self.registered.append({"type": args.typ, "name": args.name})
+        rid = fake_uid(args.typ, args.name)
+        if args.typ.endswith(":ZeroTrustAccessApplication"):
+            inputs.setdefault("aud", fake_aud(inputs.get("name", args.name)))
+            if inputs.get("type") == "saas":
+                saas = dict(inputs.get("saasApp") or {})
+                saas.setdefault("clientId", hashlib.sha256(f"client/{args.name}".encode()).hexdigest()[:32])
+                saas.setdefault("clientSecret", SECRET_PLACEHOLDER)
+                inputs["saasApp"] = saas
+        return rid, inputs
+
+    def _stack_outputs(self, stack: str) -> dict[str, Any]:
+        apps: dict[str, Any] = {}
+        outputs: dict[str, Any] = {"apps": apps}
+        for name, spec in self.topology.apps.items():
+            if getattr(spec, "stack", None) == stack:
+                if spec.output:  # type: ignore[union-attr]
+                    outputs[spec.output] = fake_uid("stack", f"{stack}/{spec.output}")  # type: ignore[union-attr]
+                else:
+                    app = spec.app  # type: ignore[union-attr]
+                    apps[app] = {"uid": fake_uid("stack", f"{stack}/{app}"), "type": spec.type}
+        return outputs
+
+    def call(self, args: Any) -> tuple[dict[str, Any], None]:
+        if args.token.endswith(":getZeroTrustAccessApplications"):
+            name = args.args.get("name")
+            declared = next((s.type for s in self.topology.apps.values() if getattr(s, "lookup", None) == name), None)
+            if declared is None:
+                return {"results": []}, None
+            return {"results": [{"id": fake_uid("lookup", name), "name": name, "type": declared,
+                                 "aud": fake_aud(name)}]}, None
+        return {}, None
+
+
+def plan(config: Mapping[str, Any], *, source: str = "stack config", stack: str = "dev",
+         program: Path = PROJECT_ROOT / "__main__.py") -> Plan:
+    """Parse the config (ConfigError), then run the program under mocks and collect what it registers."""
+    topology = topology_from_config(config, source=source)
+    # A fresh context and event loop per run: the SDK keeps its settings in context variables and the loop.
+    return contextvars.Context().run(_run, topology, config, stack, program)
+
+
+def _run(topology: Topology, config: Mapping[str, Any], stack: str, program: Path) -> Plan:
+    import pulumi
+    from pulumi.runtime import mocks, settings
+    from pulumi.runtime.config import set_all_config
+    from pulumi.runtime.stack import run_pulumi_func
+
+    class Mocks(_PlanMocks, mocks.Mocks):
+        pass
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        settings.ROOT.set(None)
+        fakes = Mocks(topology)
+        mocks.set_mocks(fakes, project=NAMESPACE, stack=stack, preview=False)
+        values, secret_keys = _engine_values(config)
+        set_all_config(values, secret_keys)
+        result = Plan(topology)
+        try:
+            loop.run_until_complete(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+        except BaseException as exc:  # noqa: BLE001 - sorted below; anything unexpected is re-raised
+            cause = _our_error(exc)
+            if isinstance(cause, RuleViolationError):
+                result.violations = cause.violations
+            elif isinstance(cause, LinkedAppsError):
+                raise cause from None
+            elif isinstance(exc, pulumi.RunError):
+                raise ConfigError([str(exc)], source="program") from None
+            else:
+                raise
+        result.resources = fakes.registered
+        root = settings.get_root_resource()
+        if root is not None and not result.violations:
+            result.outputs = loop.run_until_complete(_resolve(getattr(root, "outputs", {})))
+        return result
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _our_error(exc: BaseException | None) -> BaseException | None:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, LinkedAppsError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+async def _resolve(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    import pulumi
+
+    resolved: dict[str, Any] = {}
+    for key, value in outputs.items():
+        out = pulumi.Output.from_input(value)
+        secret = await out.is_secret()
+        resolved[key] = SECRET_PLACEHOLDER if secret else await out.future()
+    return resolved

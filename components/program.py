@@ -1,0 +1,148 @@
+"""The stack program: stack config -> topology -> rules -> components -> outputs.
+
+Pulumi edge. `__main__.py` calls `run()`; `linked-apps plan` runs that same `__main__.py` under the SDK's mock
+runtime, so what plan shows is what `pulumi up` would build.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from .apps import SaasApp, SelfHostedApp
+from .errors import LinkedAppsError, RuleViolationError
+from .rules import creation_order
+from .topology import (
+    NAMESPACE,
+    LookupAppSpec,
+    SaasAppSpec,
+    SelfHostedAppSpec,
+    StackAppSpec,
+    Topology,
+    topology_from_config,
+)
+from .trust import LinkedAppTrust, LinkedAppTrustArgs
+
+
+def stack_config() -> dict[str, Any]:
+    """Every `linked-apps:*` value the engine handed this program (typos included, so they can be named)."""
+    values = {k: v for k, v in runtime_config.get_config_env().items() if k.startswith(f"{NAMESPACE}:")}
+    values.update({k: v for k, v in runtime_config.CONFIG.get().items() if k.startswith(f"{NAMESPACE}:")})
+    return values
+
+
+def run() -> None:
+    """Entry point of `__main__.py`: any config or rule problem ends the preview with one message, no traceback."""
+    try:
+        topology = topology_from_config(stack_config(), source=f"stack {pulumi.get_stack()!r} config")
+        check(topology)
+    except LinkedAppsError as exc:
+        raise pulumi.RunError(str(exc)) from exc
+    deploy(topology)
+
+
+def check(topology: Topology) -> None:
+    """Raise RuleViolationError listing every broken rule; nothing is registered before this passes."""
+    violations = topology.violations()
+    if violations:
+        raise RuleViolationError(violations)
+
+
+def deploy(topology: Topology) -> dict[str, Any]:
+    """Create the components for a checked topology and export the stack outputs; returns the components."""
+    account = topology.account_id
+    incoming: dict[str, list[str]] = {}
+    for link in topology.links:
+        incoming.setdefault(link.target, []).append(link.source)
+
+    built: dict[str, SelfHostedApp | SaasApp] = {}
+    trusts: dict[str, LinkedAppTrust] = {}
+
+    def trust_for(source: str) -> LinkedAppTrust:
+        # One reusable policy per source app, shared by every app that trusts it.
+        if source not in trusts:
+            trusts[source] = LinkedAppTrust(f"{source}-trust", _trust_args(topology, source, built), opts=None)
+        return trusts[source]
+
+    edges = [(l.source, l.target) for l in topology.links]
+    for name in creation_order(topology.apps, edges):
+        spec = topology.apps[name]
+        if isinstance(spec, SelfHostedAppSpec):
+            linked = [trust_for(src).policy_id for src in sorted(incoming.get(name, ()))]
+            built[name] = SelfHostedApp(name, {
+                "account_id": account,
+                **_common(spec),
+                **({"domain": spec.domain} if spec.domain else {}),
+                **({"destinations": spec.destinations} if spec.destinations else {}),
+                **({"linked_app_policy_ids": linked} if linked else {}),
+            })
+        elif isinstance(spec, SaasAppSpec):
+            built[name] = SaasApp(name, {
+                "account_id": account,
+                **_common(spec),
+                "redirect_uris": spec.redirect_uris,
+                "scopes": spec.scopes,
+                "grant_types": spec.grant_types,
+                **({"access_token_lifetime": spec.access_token_lifetime} if spec.access_token_lifetime else {}),
+            })
+
+    _export(topology, built, trusts)
+    return {"apps": built, "trusts": trusts}
+
+
+def _common(spec: SelfHostedAppSpec | SaasAppSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if spec.allow_email_domains:
+        out["allow_email_domains"] = spec.allow_email_domains
+    if spec.policy_ids:
+        out["policy_ids"] = spec.policy_ids
+    if spec.session_duration:
+        out["session_duration"] = spec.session_duration
+    return out
+
+
+def _trust_args(topology: Topology, source: str, built: dict[str, Any]) -> LinkedAppTrustArgs:
+    spec = topology.apps[source]
+    args: LinkedAppTrustArgs = {"account_id": topology.account_id, "source_name": source, "source_type": spec.type}
+    if source in built:
+        args["source_uid"] = built[source].uid
+    elif isinstance(spec, LookupAppSpec):
+        args["lookup"] = True
+        args["source_name"] = spec.lookup
+    elif isinstance(spec, StackAppSpec):
+        args["source_stack"] = spec.stack
+        if spec.output:
+            args["source_stack_output"] = spec.output
+        else:
+            args["source_stack_app"] = spec.app or source
+    else:
+        args["source_uid"] = spec.uid  # type: ignore[union-attr]  # ExistingAppSpec
+    return args
+
+
+def _export(topology: Topology, built: dict[str, Any], trusts: dict[str, LinkedAppTrust]) -> None:
+    apps: dict[str, Any] = {}
+    secrets: dict[str, Any] = {}
+    for name, spec in topology.apps.items():
+        entry: dict[str, Any] = {"type": spec.type, "managed": spec.managed}
+        component = built.get(name)
+        if component is not None:
+            entry.update(uid=component.uid, aud=component.aud)
+            if isinstance(component, SelfHostedApp):
+                entry["domain"] = component.domain
+            else:
+                entry["client_id"] = component.client_id
+                secrets[name] = component.client_secret
+        elif name in trusts:
+            entry["uid"] = trusts[name].source_uid
+        elif hasattr(spec, "uid"):
+            entry["uid"] = spec.uid
+        apps[name] = entry
+    links = [{"from": l.source, "to": l.target, "policy_id": trusts[l.source].policy_id} for l in topology.links]
+    pulumi.export("team_domain", topology.team_domain)
+    pulumi.export("apps", apps)
+    pulumi.export("links", links)
+    if secrets:
+        pulumi.export("saas_client_secrets", pulumi.Output.secret(secrets))

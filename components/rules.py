@@ -1,0 +1,236 @@
+"""Cloudflare's linked-app rules, in one place for every surface.
+
+Pure module: no Pulumi, no I/O. The components (preview), `plan`/`diff`, the CrossGuard pack and the verifier
+all ask these functions; none of them restates a rule. Each violation names the apps involved and says what
+to change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+LINKED_APP_TOKEN = "linked_app_token"
+"""The policy rule selector (`{"linked_app_token": {"app_uid": ...}}`)."""
+
+NON_IDENTITY = "non_identity"
+"""The only policy decision under which a linked_app_token rule means anything (dashboard: Service Auth)."""
+
+RECEIVER_TYPES = frozenset({"self_hosted"})
+"""App types that may carry a linked_app_token rule (Cloudflare: self-hosted only)."""
+
+SENDER_TYPES = frozenset({"self_hosted", "saas"})
+"""App types whose tokens a linked app can accept: self-hosted (Cf-Access-Token) and SaaS OIDC (Bearer)."""
+
+
+def can_receive_linked_trust(app_type: str | None) -> bool:
+    return app_type in RECEIVER_TYPES
+
+
+def can_send_linked_token(app_type: str | None) -> bool:
+    return app_type in SENDER_TYPES
+
+
+def token_header(source_type: str | None) -> str:
+    """The header a source app of this type sends its user token in (the two documented flows)."""
+    return "Authorization: Bearer" if source_type == "saas" else "Cf-Access-Token"
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule. `rule` is a stable id for scripts; `message` is for people."""
+
+    rule: str
+    message: str
+    apps: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        return {"rule": self.rule, "message": self.message, "apps": list(self.apps)}
+
+
+@dataclass(frozen=True, slots=True)
+class AppFacts:
+    """What the rules need to know of an app: its wire type and whether this stack manages it."""
+
+    type: str
+    managed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRef:
+    source: str
+    target: str
+    where: str = field(default="", compare=False)
+    """Where the link was declared (e.g. `linked-apps:links[2]`), for messages."""
+
+
+def _unknown(name: str, apps: Mapping[str, AppFacts]) -> str:
+    hint = difflib.get_close_matches(name, list(apps), n=1)
+    return f" (did you mean `{hint[0]}`?)" if hint else ""
+
+
+def check_links(apps: Mapping[str, AppFacts], links: Sequence[LinkRef]) -> list[Violation]:
+    """Every rule Cloudflare (or Pulumi's ordering) would enforce later, checked now, all at once."""
+    found: list[Violation] = []
+    seen: dict[tuple[str, str], str] = {}
+    for link in links:
+        a, b = link.source, link.target
+        at = f"{link.where}: " if link.where else ""
+        arrow = f"link {a} -> {b}"
+        missing = [n for n in (a, b) if n not in apps]
+        for name in missing:
+            found.append(Violation(
+                "unknown-app",
+                f"{at}{arrow}: `{name}` is not declared under linked-apps:apps{_unknown(name, apps)}; declare it "
+                "(managed here, or existing with `uid`, `lookup` or `stack`) or fix the name",
+                (a, b),
+            ))
+        if a == b:
+            found.append(Violation("self-link", f"{at}{arrow}: an app cannot link to itself; remove this link", (a,)))
+            continue
+        if (a, b) in seen:
+            found.append(Violation(
+                "duplicate-link", f"{at}{arrow} is declared twice (first at {seen[(a, b)]}); keep one", (a, b)))
+            continue
+        seen[(a, b)] = link.where or arrow
+        if missing:
+            continue
+        src, dst = apps[a], apps[b]
+        if not can_receive_linked_trust(dst.type):
+            found.append(Violation(
+                "target-not-self-hosted",
+                f"{at}{arrow}: `{b}` is a {dst.type} app, and Cloudflare accepts a linked_app_token rule only on "
+                f"self-hosted apps; point the link at a self_hosted app (e.g. the API `{a}` calls) or make `{b}` "
+                "self_hosted",
+                (a, b),
+            ))
+        elif not dst.managed:
+            found.append(Violation(
+                "target-not-managed",
+                f"{at}{arrow}: `{b}` is managed outside this stack, and a policy reaches an app only through that "
+                f"app's own policies list; manage `{b}` in this stack, or declare the link in the stack that manages it",
+                (a, b),
+            ))
+        if not can_send_linked_token(src.type):
+            found.append(Violation(
+                "source-cannot-send-token",
+                f"{at}{arrow}: `{a}` is a {src.type} app, which carries no user token another app can accept; "
+                "the source must be self_hosted (it forwards Cf-Access-Token) or saas (it sends Authorization: Bearer)",
+                (a, b),
+            ))
+    found.extend(_cycles(apps, seen))
+    return found
+
+
+def _cycles(apps: Mapping[str, AppFacts], edges: Iterable[tuple[str, str]]) -> list[Violation]:
+    """Links among managed apps must form no cycle: B's policy list needs A's uid, so A is created first.
+
+    Only managed targets can be attached to, so every cycle worth reporting runs through managed apps.
+    """
+    succ: dict[str, list[str]] = {}
+    for a, b in edges:
+        if a in apps and b in apps and apps[a].managed and apps[b].managed and can_receive_linked_trust(apps[b].type):
+            succ.setdefault(a, []).append(b)
+    found: list[Violation] = []
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for root in sorted(succ):
+        if state.get(root):
+            continue
+        path: list[str] = [root]
+        stack = [iter(sorted(succ.get(root, ())))]
+        state[root] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                cycle = path[path.index(nxt):] + [nxt]
+                found.append(Violation(
+                    "cycle",
+                    f"links {' -> '.join(cycle)} form a cycle among apps this stack manages; each app's policy list "
+                    "needs the uid of the app before it, so Pulumi cannot create them in one deployment. Remove one "
+                    "of these links, or manage one of the apps in another stack and reference it with `stack`",
+                    tuple(cycle[:-1]),
+                ))
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(sorted(succ.get(nxt, ()))))
+    return found
+
+
+def creation_order(apps: Iterable[str], edges: Iterable[tuple[str, str]]) -> list[str]:
+    """Apps in an order where every link's source comes before its target (Kahn; ties by name).
+
+    Call it only on a topology `check_links` passed: a cycle would leave apps out, so it raises.
+    """
+    names = sorted(set(apps))
+    indegree = dict.fromkeys(names, 0)
+    succ: dict[str, list[str]] = {}
+    for a, b in set(edges):
+        if a in indegree and b in indegree:
+            succ.setdefault(a, []).append(b)
+            indegree[b] += 1
+    ready = [n for n in names if indegree[n] == 0]
+    order: list[str] = []
+    heapq.heapify(ready)
+    while ready:
+        n = heapq.heappop(ready)
+        order.append(n)
+        for m in succ.get(n, ()):
+            indegree[m] -= 1
+            if indegree[m] == 0:
+                heapq.heappush(ready, m)
+    if len(order) != len(names):
+        raise ValueError("links form a cycle; run check_links first")
+    return order
+
+
+def policy_attachments(own: Sequence[str], linked: Sequence[str]) -> list[dict[str, object]]:
+    """The receiving app's `policies` list: its own policies first, untouched, then linked-app policies.
+
+    Precedences are 1..n and unique per app, as Cloudflare requires; a policy listed twice is attached once.
+    """
+    out: list[dict[str, object]] = []
+    seen: set[str] = set()
+    for pid in [*own, *linked]:
+        if pid not in seen:
+            seen.add(pid)
+            out.append({"id": pid, "precedence": len(out) + 1})
+    return out
+
+
+def evaluate_linked_policy(
+    decision: str,
+    include: Sequence[tuple[str, str | None]],
+    require: Sequence[tuple[str, str | None]],
+    exclude: Sequence[tuple[str, str | None]],
+    source_uids: frozenset[str],
+) -> tuple[bool, str]:
+    """Would this policy admit a token issued for one of `source_uids`, judged on linked_app_token rules alone?
+
+    Rules are `(selector, app_uid)`. Access semantics: include OR, require AND, exclude NOT. A rule of another
+    selector cannot be judged from a token alone, so it fails closed: it never satisfies include or require,
+    and in exclude it is assumed to match.
+    """
+    if decision != NON_IDENTITY:
+        return False, f"decision is {decision!r}, and a linked_app_token rule grants only under {NON_IDENTITY!r}"
+
+    def hit(rule: tuple[str, str | None]) -> bool:
+        return rule[0] == LINKED_APP_TOKEN and rule[1] in source_uids
+
+    for rule in exclude:
+        if rule[0] != LINKED_APP_TOKEN:
+            return False, f"an exclude rule ({rule[0]}) cannot be evaluated offline, so it is taken to match"
+        if hit(rule):
+            return False, "an exclude rule names the source app"
+    if not any(hit(r) for r in include):
+        return False, "no include rule names the source app"
+    for rule in require:
+        if not hit(rule):
+            what = "another app" if rule[0] == LINKED_APP_TOKEN else f"a {rule[0]} rule this verifier cannot evaluate"
+            return False, f"a require rule is not met ({what})"
+    return True, "an include rule names the source app"

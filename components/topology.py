@@ -1,0 +1,328 @@
+"""The stack config contract: which Access apps exist and which app may call which.
+
+Pure module (pydantic only): no Pulumi, no I/O. `__main__.py`, `linked-apps plan` and the tests all parse
+config through `topology_from_config`, so the contract has one home. Errors name the key path
+(`linked-apps:apps.payroll.domain`) and say what to write instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError
+from .graph import App, Link, TrustGraph
+from .rules import AppFacts, LinkRef, Violation, check_links
+
+NAMESPACE = "linked-apps"
+
+# Wire values of an Access application's `type` (CLOUDFLARE.md, "Applications").
+AppType = Literal[
+    "self_hosted", "saas", "ssh", "vnc", "app_launcher", "warp", "biso", "bookmark", "dash_sso",
+    "infrastructure", "rdp", "mcp", "mcp_portal", "proxy_endpoint",
+]
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_AUD_TAG = re.compile(r"^[0-9a-f]{64}$")
+_TEAM_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
+
+
+def check_app_uid(value: str) -> str:
+    """An app uid is the application's UUID: not its AUD tag, not an OIDC client_id."""
+    uid = value.strip().lower()
+    if _AUD_TAG.match(uid):
+        raise ValueError(
+            "this is an AUD tag (64 hex characters); linked_app_token needs the app's uid, the UUID in the "
+            "`id`/`uid` field of GET /accounts/{account_id}/access/apps"
+        )
+    if not _UUID.match(uid):
+        raise ValueError(f"{value!r} is not an app uid; expected a UUID such as a1b2c3d4-e5f6-7890-abcd-ef1234567890")
+    return uid
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class _ManagedApp(_Spec):
+    """Fields shared by the apps this stack creates."""
+
+    allow_email_domains: list[str] = Field(default_factory=list, alias="allowEmailDomains")
+    """The app's own `allow` policy for people: users whose email is in these domains."""
+    policy_ids: list[str] = Field(default_factory=list, alias="policyIds")
+    """Existing reusable policies to attach first, in this order (precedence 1, 2, ...)."""
+    session_duration: str | None = Field(default=None, alias="sessionDuration")
+
+    managed: Literal[True] = Field(default=True, exclude=True)
+
+    @field_validator("policy_ids")
+    @classmethod
+    def _policy_uuids(cls, ids: list[str]) -> list[str]:
+        for pid in ids:
+            if not _UUID.match(pid.lower()):
+                raise ValueError(f"{pid!r} is not a policy id; expected the UUID of an existing reusable policy")
+        if len(set(ids)) != len(ids):
+            raise ValueError("a policy id is listed twice; each policy is attached once")
+        return [p.lower() for p in ids]
+
+
+class SelfHostedAppSpec(_ManagedApp):
+    """A self-hosted Access app created by this stack: the only kind that can receive linked-app trust."""
+
+    type: Literal["self_hosted"]
+    domain: str | None = None
+    destinations: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _needs_a_place(self) -> SelfHostedAppSpec:
+        if not self.domain and not self.destinations:
+            raise ValueError("a self_hosted app needs `domain` (e.g. payroll.acme.com) or `destinations`")
+        return self
+
+
+class SaasAppSpec(_ManagedApp):
+    """An Access-for-SaaS OIDC app created by this stack (e.g. an MCP server); it can call self-hosted apps."""
+
+    type: Literal["saas"]
+    redirect_uris: list[str] = Field(alias="redirectUris", min_length=1)
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    grant_types: list[str] = Field(default_factory=lambda: ["authorization_code"], alias="grantTypes")
+    access_token_lifetime: str | None = Field(default=None, alias="accessTokenLifetime")
+
+    @field_validator("redirect_uris")
+    @classmethod
+    def _absolute_uris(cls, uris: list[str]) -> list[str]:
+        for uri in uris:
+            if not uri.startswith(("https://", "http://localhost", "http://127.0.0.1")):
+                raise ValueError(f"{uri!r} is not an absolute https:// redirect URI")
+        return uris
+
+
+class _ExternalApp(_Spec):
+    """An app this stack does not manage; its type must be declared so rules can run before the API."""
+
+    type: AppType
+    managed: Literal[False] = Field(default=False, exclude=True)
+
+
+class ExistingAppSpec(_ExternalApp):
+    """An app that already exists, named by its uid."""
+
+    uid: str
+
+    @field_validator("uid")
+    @classmethod
+    def _uid(cls, value: str) -> str:
+        return check_app_uid(value)
+
+
+class LookupAppSpec(_ExternalApp):
+    """An existing app found at deploy time by its Cloudflare name."""
+
+    lookup: str = Field(min_length=1)
+
+
+class StackAppSpec(_ExternalApp):
+    """An app another Pulumi stack manages, read through a StackReference."""
+
+    stack: str = Field(min_length=1)
+    """The other stack, `org/project/stack` (or `project/stack` on a self-managed backend)."""
+    output: str | None = None
+    """A stack output holding the app's uid as a string."""
+    app: str | None = None
+    """An app in the other stack's `apps` output (as this project exports it): its `uid` is used."""
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> StackAppSpec:
+        if (self.output is None) == (self.app is None):
+            raise ValueError("give exactly one of `output` (an output holding the uid) or `app` (a name in its `apps` output)")
+        return self
+
+
+def _app_kind(raw: Any) -> str | None:
+    if isinstance(raw, BaseModel):
+        return {SelfHostedAppSpec: "self_hosted", SaasAppSpec: "saas", ExistingAppSpec: "existing",
+                LookupAppSpec: "lookup", StackAppSpec: "stack"}.get(type(raw))
+    if not isinstance(raw, Mapping):
+        return None
+    for key in ("uid", "lookup", "stack"):
+        if key in raw:
+            return {"uid": "existing"}.get(key, key)
+    if raw.get("type") in ("self_hosted", "saas"):
+        return raw["type"]
+    return None
+
+
+_KIND_TAGS = frozenset({"self_hosted", "saas", "existing", "lookup", "stack"})
+
+AppSpec = Annotated[
+    Union[
+        Annotated[SelfHostedAppSpec, Tag("self_hosted")],
+        Annotated[SaasAppSpec, Tag("saas")],
+        Annotated[ExistingAppSpec, Tag("existing")],
+        Annotated[LookupAppSpec, Tag("lookup")],
+        Annotated[StackAppSpec, Tag("stack")],
+    ],
+    Discriminator(
+        _app_kind,
+        custom_error_type="app_kind",
+        custom_error_message=(
+            "cannot tell what app this is: a managed app has `type: self_hosted` or `type: saas`; "
+            "an app managed elsewhere has `type` plus one of `uid`, `lookup` or `stack`"
+        ),
+    ),
+]
+
+
+class LinkSpec(_Spec):
+    """`from` may call `to` on behalf of its user: `to` gets a linked_app_token policy naming `from`."""
+
+    source: str = Field(alias="from", min_length=1)
+    target: str = Field(alias="to", min_length=1)
+    description: str | None = None
+
+
+class Topology(_Spec):
+    """Everything under the `linked-apps:` config namespace."""
+
+    account_id: str = Field(alias="accountId", min_length=1)
+    team_domain: str = Field(alias="teamDomain")
+    apps: dict[str, AppSpec] = Field(default_factory=dict)
+    links: list[LinkSpec] = Field(default_factory=list)
+
+    @field_validator("team_domain")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        host = value.strip().lower()
+        if host.startswith(("https://", "http://")) or host.endswith("/") or not _TEAM_DOMAIN.match(host):
+            raise ValueError(f"{value!r} is not a team domain; write the bare host, e.g. acme.cloudflareaccess.com")
+        return host
+
+    @field_validator("apps")
+    @classmethod
+    def _names(cls, apps: dict[str, Any]) -> dict[str, Any]:
+        for name in apps:
+            if not name.strip() or name != name.strip():
+                raise ValueError(f"app name {name!r} must be non-empty with no surrounding spaces (it is the Cloudflare name)")
+        return apps
+
+    def is_managed(self, name: str) -> bool:
+        return name in self.apps and self.apps[name].managed
+
+    def violations(self) -> list[Violation]:
+        """Every rule this topology breaks, all at once (empty when it can be deployed)."""
+        facts = {name: AppFacts(spec.type, spec.managed) for name, spec in self.apps.items()}
+        refs = [LinkRef(l.source, l.target, f"{NAMESPACE}:links[{i}]") for i, l in enumerate(self.links)]
+        return check_links(facts, refs)
+
+    def trust_graph(self) -> TrustGraph:
+        """The desired trust: uids and AUD tags of apps managed here are unknown until they are created."""
+        apps = []
+        for name, spec in self.apps.items():
+            apps.append(App(
+                name=name,
+                type=spec.type,
+                uid=getattr(spec, "uid", None),
+                domain=getattr(spec, "domain", None),
+                managed=spec.managed,
+            ))
+        links = [Link(l.source, l.target, policy_name=linked_policy_name(l.source), description=l.description)
+                 for l in self.links]
+        return TrustGraph(apps, links, team_domain=self.team_domain)
+
+
+def linked_policy_name(source: str) -> str:
+    """The reusable policy every app trusting `source` attaches (one per source app, shared by its targets)."""
+    return f"Linked app token: {source}"
+
+
+_TOP_KEYS = frozenset(f.alias or n for n, f in Topology.model_fields.items())
+
+
+def _decode(value: Any) -> Any:
+    # Pulumi hands structured config to programs as JSON strings; a stack file holds them as YAML.
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
+    return f"{NAMESPACE}:{path}" if path else f"{NAMESPACE}:"
+
+
+def _friendly(err: dict[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    # Drop discriminator tags pydantic puts after the app name (apps.<name>.<tag>.field).
+    if len(loc) >= 3 and loc[0] == "apps" and loc[2] in _KIND_TAGS:
+        loc = loc[:2] + loc[3:]
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        known = _known_fields(loc)
+        hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        msg = "unknown key" + (f"; did you mean `{hint[0]}`?" if hint else f"; known keys: {', '.join(sorted(known))}")
+    elif kind == "missing":
+        msg = "required key is missing"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return f"{_format_loc(loc)}: {msg}"
+
+
+def _known_fields(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] | None = None
+    if loc[:1] == ("links",):
+        model = LinkSpec
+    elif loc[:1] == ("apps",):
+        return sorted({f.alias or n for m in (SelfHostedAppSpec, SaasAppSpec, ExistingAppSpec, LookupAppSpec, StackAppSpec)
+                       for n, f in m.model_fields.items() if n != "managed"})
+    if model is None:
+        return sorted(_TOP_KEYS)
+    return sorted(f.alias or n for n, f in model.model_fields.items())
+
+
+def topology_from_config(values: Mapping[str, Any], source: str = "stack config") -> Topology:
+    """Build the topology from `linked-apps:*` config values (YAML-structured or Pulumi's JSON strings).
+
+    Keys of other namespaces (`cloudflare:apiToken`, ...) are ignored. Raises ConfigError listing every problem.
+    """
+    raw: dict[str, Any] = {}
+    problems: list[str] = []
+    prefix = f"{NAMESPACE}:"
+    for key, value in values.items():
+        if not key.startswith(prefix):
+            continue
+        short = key[len(prefix):]
+        if short not in _TOP_KEYS:
+            hint = difflib.get_close_matches(short, sorted(_TOP_KEYS), n=1)
+            problems.append(f"{key}: unknown key" + (f"; did you mean `{prefix}{hint[0]}`?" if hint else ""))
+            continue
+        raw[short] = _decode(value)
+    try:
+        topology = Topology.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_friendly(e) for e in exc.errors())
+        topology = None
+    if problems:
+        raise ConfigError(problems, source)
+    assert topology is not None
+    return topology
