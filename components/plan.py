@@ -42,7 +42,8 @@ class Plan:
 
     topology: Topology
     violations: list[Violation] = field(default_factory=list)
-    resources: list[dict[str, str]] = field(default_factory=list)
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    """Registered Cloudflare resources: `type`, `name`, `id` and the `inputs` the engine received (camelCase)."""
     outputs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -54,7 +55,7 @@ class Plan:
             "apps": [{"name": n, "type": s.type, "managed": s.managed} for n, s in self.topology.apps.items()],
             "links": [{"from": l.source, "to": l.target} for l in self.topology.links],
             "violations": [v.as_dict() for v in self.violations],
-            "resources": self.resources,
+            "resources": [{"type": r["type"], "name": r["name"]} for r in self.resources],
         }
 
 
@@ -120,8 +121,8 @@ class _PlanMocks:
             return args.name, {"outputs": self._stack_outputs(inputs.get("name", ""))}
         if not args.custom:
             return None, {}
-        self.registered.append({"type": args.typ, "name": args.name})
         rid = fake_uid(args.typ, args.name)
+        self.registered.append({"type": args.typ, "name": args.name, "id": rid, "inputs": inputs})
         if args.typ.endswith(":ZeroTrustAccessApplication"):
             inputs.setdefault("aud", fake_aud(inputs.get("name", args.name)))
             if inputs.get("type") == "saas":
@@ -192,7 +193,7 @@ def _run(topology: Topology, config: Mapping[str, Any], stack: str, program: Pat
                 raise ConfigError([str(exc)], source="program") from None
             else:
                 raise
-        result.resources = fakes.registered
+        result.resources = sorted(fakes.registered, key=lambda r: (r["name"], r["type"]))
         root = settings.get_root_resource()
         if root is not None and not result.violations:
             result.outputs = loop.run_until_complete(_resolve(getattr(root, "outputs", {})))

@@ -1,0 +1,227 @@
+"""Deployed state -> trust graph: `pulumi stack export`, `pulumi stack output --json`, or raw resources.
+
+No Pulumi import: reading state is plain JSON. Trust is derived from the Cloudflare resources themselves
+(applications, reusable policies, policies inline on an app), whether linked-apps made them or not. Secret
+values (ciphertext objects) never break reading: a secret field reads as absent, which grants nothing.
+The CrossGuard pack feeds `graph_from_resources` with the resources of a preview, so both see one model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import StateError
+from .graph import App, Policy, Rule, TrustGraph, links_from_policies
+from .rules import LINKED_APP_TOKEN, NON_IDENTITY
+
+APP_TYPE = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
+POLICY_TYPE = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
+STACK_TYPE = "pulumi:pulumi:Stack"
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, Mapping) and _SECRET_SIG in value
+
+
+def _get(props: Mapping[str, Any], *keys: str) -> Any:
+    """The first present, non-secret value among camelCase/snake_case spellings."""
+    for key in keys:
+        value = props.get(key)
+        if value is not None and not is_secret(value):
+            return value
+    return None
+
+
+def _str(props: Mapping[str, Any], *keys: str) -> str | None:
+    value = _get(props, *keys)
+    return value if isinstance(value, str) and value else None
+
+
+def _rules(raw: Any) -> tuple[Rule, ...]:
+    rules: list[Rule] = []
+    for entry in raw if isinstance(raw, list) else ():
+        if not isinstance(entry, Mapping):
+            continue
+        for selector, body in entry.items():
+            if body is None:
+                continue  # engine state may spell out every selector key; unset ones are null
+            name = _snake(selector)
+            uid = None
+            if name == LINKED_APP_TOKEN and isinstance(body, Mapping):
+                uid = _str(body, "appUid", "app_uid")
+                uid = uid.lower() if uid else None
+            rules.append((name, uid))
+    return tuple(rules)
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def _policy(pid: str, props: Mapping[str, Any], *, inline: bool) -> Policy:
+    return Policy(
+        id=pid,
+        name=_str(props, "name") or pid,
+        decision=_str(props, "decision") or "",
+        include=_rules(_get(props, "includes", "include")),
+        require=_rules(_get(props, "requires", "require")),
+        exclude=_rules(_get(props, "excludes", "exclude")),
+        inline=inline,
+    )
+
+
+def graph_from_resources(
+    resources: Iterable[Mapping[str, Any]],
+    *,
+    team_domain: str | None = None,
+    known_apps: Iterable[App] = (),
+) -> TrustGraph:
+    """Build the trust graph from resources `{"type", "id", "props"}` (props camelCase, as in engine state).
+
+    `known_apps` adds apps that are not resources here (e.g. existing apps named in the stack's outputs), so
+    links from them carry a name rather than a bare uid.
+    """
+    apps: dict[str, App] = {}
+    app_props: dict[str, Mapping[str, Any]] = {}
+    policies: dict[str, Policy] = {}
+    for res in resources:
+        typ, props = res.get("type"), res.get("props") or {}
+        rid = res.get("id") or _str(props, "id")
+        if typ == POLICY_TYPE and rid:
+            policies[rid] = _policy(rid, props, inline=False)
+        elif typ == APP_TYPE:
+            name = _str(props, "name") or res.get("name") or rid or "?"
+            saas = _get(props, "saasApp", "saas_app")
+            apps[name] = App(
+                name=name,
+                type=_str(props, "type") or "self_hosted",
+                uid=(rid or _str(props, "uid") or "").lower() or None,
+                aud=_str(props, "aud"),
+                domain=_str(props, "domain"),
+                client_id=_str(saas, "clientId", "client_id") if isinstance(saas, Mapping) else None,
+                managed=True,
+            )
+            app_props[name] = props
+
+    attachments: dict[str, tuple[tuple[str, int], ...]] = {}
+    for name, props in app_props.items():
+        attached: list[tuple[str, int]] = []
+        for i, entry in enumerate(_get(props, "policies") or ()):
+            if not isinstance(entry, Mapping):
+                continue
+            pid = _str(entry, "id")
+            precedence = entry.get("precedence")
+            precedence = int(precedence) if isinstance(precedence, (int, float)) else i + 1
+            if pid and pid in policies:
+                attached.append((pid, precedence))
+            elif _get(entry, "decision") or _get(entry, "includes", "include"):
+                pid = pid or f"inline:{name}:{i}"
+                policies[pid] = _policy(pid, entry, inline=True)
+                attached.append((pid, precedence))
+            elif pid:
+                attached.append((pid, precedence))  # a policy outside this state: it grants nothing we can see
+        attachments[name] = tuple(sorted(attached, key=lambda a: a[1]))
+
+    known_uids = {a.uid for a in apps.values() if a.uid}
+    for extra in known_apps:
+        if extra.name not in apps and (not extra.uid or extra.uid not in known_uids):
+            apps[extra.name] = extra
+    links, unknown = links_from_policies(apps.values(), policies, attachments)
+    return TrustGraph(apps.values(), links, policies=policies, attachments=attachments,
+                      team_domain=team_domain, unknown_uids=unknown)
+
+
+def _apps_output(apps: Any, *, managed_default: bool) -> list[App]:
+    out: list[App] = []
+    if not isinstance(apps, Mapping):
+        return out
+    for name, entry in apps.items():
+        if not isinstance(entry, Mapping):
+            continue
+        uid = _str(entry, "uid")
+        out.append(App(
+            name=str(name),
+            type=_str(entry, "type") or "self_hosted",
+            uid=uid.lower() if uid else None,
+            aud=_str(entry, "aud"),
+            domain=_str(entry, "domain"),
+            client_id=_str(entry, "client_id", "clientId"),
+            managed=bool(entry.get("managed", managed_default)),
+        ))
+    return out
+
+
+def graph_from_export(doc: Mapping[str, Any]) -> TrustGraph:
+    """A `pulumi stack export` document (version 3)."""
+    deployment = doc.get("deployment")
+    if not isinstance(deployment, Mapping):
+        raise StateError("not a `pulumi stack export` document: it has no `deployment` object")
+    resources = deployment.get("resources") or []
+    if not isinstance(resources, list):
+        raise StateError("`deployment.resources` is not a list")
+    rows: list[dict[str, Any]] = []
+    team_domain = None
+    known: list[App] = []
+    for res in resources:
+        if not isinstance(res, Mapping):
+            continue
+        typ = res.get("type")
+        props = res.get("outputs") if isinstance(res.get("outputs"), Mapping) else res.get("inputs") or {}
+        if typ == STACK_TYPE:
+            team_domain = _str(props, "team_domain")
+            known = [a for a in _apps_output(_get(props, "apps"), managed_default=False) if not a.managed]
+        elif typ in (APP_TYPE, POLICY_TYPE):
+            name = str(res.get("urn", "")).rsplit("::", 1)[-1]
+            rows.append({"type": typ, "id": res.get("id"), "props": props, "name": name})
+    return graph_from_resources(rows, team_domain=team_domain, known_apps=known)
+
+
+def graph_from_outputs(doc: Mapping[str, Any]) -> TrustGraph:
+    """`pulumi stack output --json` of a linked-apps program: `team_domain`, `apps`, `links`."""
+    if "apps" not in doc or not isinstance(doc.get("apps"), Mapping):
+        raise StateError("not linked-apps stack outputs: there is no `apps` object (expected team_domain, apps, links)")
+    apps = _apps_output(doc["apps"], managed_default=True)
+    by_name = {a.name: a for a in apps}
+    policies: dict[str, Policy] = {}
+    attachments: dict[str, list[tuple[str, int]]] = {}
+    for i, link in enumerate(doc.get("links") or ()):
+        if not isinstance(link, Mapping):
+            continue
+        src, dst = by_name.get(str(link.get("from"))), str(link.get("to"))
+        if src is None or not src.uid or dst not in by_name:
+            raise StateError(f"links[{i}]: {link.get('from')!r} -> {dst!r} names an app that is not in `apps` with a uid")
+        pid = _str(link, "policy_id") or f"link:{src.name}"
+        policy = policies.get(pid)
+        rules = (policy.include if policy else ()) + ((LINKED_APP_TOKEN, src.uid),)
+        policies[pid] = Policy(pid, f"Linked app token: {src.name}", NON_IDENTITY, include=tuple(dict.fromkeys(rules)))
+        attached = attachments.setdefault(dst, [])
+        if all(p != pid for p, _ in attached):
+            attached.append((pid, len(attached) + 1))
+    frozen = {k: tuple(v) for k, v in attachments.items()}
+    links, unknown = links_from_policies(apps, policies, frozen)
+    return TrustGraph(apps, links, policies=policies, attachments=frozen,
+                      team_domain=_str(doc, "team_domain"), unknown_uids=unknown)
+
+
+def read_state(path: Path | str) -> TrustGraph:
+    """Read a stack export or a stack output file, whichever it is; StateError names the file and the fix."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8") if str(path) != "-" else __import__("sys").stdin.read()
+    except OSError as exc:
+        raise StateError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateError(f"{path}: not JSON (line {exc.lineno}: {exc.msg}); give the output of "
+                         "`pulumi stack export` or `pulumi stack output --json`") from None
+    if not isinstance(doc, Mapping):
+        raise StateError(f"{path}: expected a JSON object from `pulumi stack export` or `pulumi stack output --json`")
+    try:
+        return graph_from_export(doc) if "deployment" in doc else graph_from_outputs(doc)
+    except StateError as exc:
+        raise StateError(f"{path}: {exc}") from None
