@@ -1,0 +1,48 @@
+"""Shared fixtures: stack configs as the engine would see them, and planning helpers."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from components.plan import read_config_file, stack_file
+
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+TEAM = "acme.cloudflareaccess.com"
+EXISTING_UID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+
+
+def config(apps: dict[str, Any], links: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    """A `linked-apps:*` config map for a test topology."""
+    values: dict[str, Any] = {
+        "linked-apps:accountId": ACCOUNT,
+        "linked-apps:teamDomain": TEAM,
+        "linked-apps:apps": apps,
+        "linked-apps:links": links or [],
+    }
+    values.update({f"linked-apps:{k}": v for k, v in extra.items()})
+    return values
+
+
+def self_hosted(domain: str, **kw: Any) -> dict[str, Any]:
+    return {"type": "self_hosted", "domain": domain, **kw}
+
+
+def saas(*uris: str, **kw: Any) -> dict[str, Any]:
+    return {"type": "saas", "redirectUris": list(uris) or ["https://mcp.acme.com/callback"], **kw}
+
+
+def link(a: str, b: str, **kw: Any) -> dict[str, Any]:
+    return {"from": a, "to": b, **kw}
+
+
+@pytest.fixture(scope="session")
+def _dev_config() -> dict[str, Any]:
+    return read_config_file(stack_file("dev"))
+
+
+@pytest.fixture
+def dev_config(_dev_config: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(_dev_config)
