@@ -122,7 +122,7 @@ class _PlanMocks:
         if not args.custom:
             return None, {}
         rid = fake_uid(args.typ, args.name)
-        self.registered.append({"type": args.typ, "name": args.name, "id": rid, "inputs": inputs})
+        self.registered.append({"type": args.typ, "name": args.name, "id": rid, "inputs": dict(args.inputs)})
         if args.typ.endswith(":ZeroTrustAccessApplication"):
             inputs.setdefault("aud", fake_aud(inputs.get("name", args.name)))
             if inputs.get("type") == "saas":
@@ -144,15 +144,15 @@ class _PlanMocks:
                     apps[app] = {"uid": fake_uid("stack", f"{stack}/{app}"), "type": spec.type}
         return outputs
 
-    def call(self, args: Any) -> tuple[dict[str, Any], None]:
+    def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token.endswith(":getZeroTrustAccessApplications"):
             name = args.args.get("name")
             declared = next((s.type for s in self.topology.apps.values() if getattr(s, "lookup", None) == name), None)
             if declared is None:
-                return {"results": []}, None
+                return {"results": []}, []
             return {"results": [{"id": fake_uid("lookup", name), "name": name, "type": declared,
-                                 "aud": fake_aud(name)}]}, None
-        return {}, None
+                                 "aud": fake_aud(name)}]}, []
+        return {}, []
 
 
 def plan(config: Mapping[str, Any], *, source: str = "stack config", stack: str = "dev",
@@ -178,6 +178,7 @@ def _run(topology: Topology, config: Mapping[str, Any], stack: str, program: Pat
         settings.ROOT.set(None)
         fakes = Mocks(topology)
         mocks.set_mocks(fakes, project=NAMESPACE, stack=stack, preview=False)
+        settings.SETTINGS.outputs = set()  # MockSettings leaves the shared default set in place
         values, secret_keys = _engine_values(config)
         set_all_config(values, secret_keys)
         result = Plan(topology)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import hypothesis  # noqa: F401  - imported before any program run; a late import trips a CPython 3.11 AST bug
 import pytest
 
 from components.plan import read_config_file, stack_file
