@@ -17,6 +17,8 @@ import click
 # command name -> "module:attribute" of a click.Command, loaded on first use.
 COMMANDS: dict[str, str] = {
     "plan": "components._cmd_plan:plan_command",
+    "diff": "components._cmd_diff:diff_command",
+    "graph": "components._cmd_graph:graph_command",
 }
 
 
