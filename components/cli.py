@@ -17,6 +17,10 @@ import click
 # command name -> "module:attribute" of a click.Command, loaded on first use.
 COMMANDS: dict[str, str] = {
     "plan": "components._cmd_plan:plan_command",
+    "check": "components._cmd_check:check_command",
+    "who-calls": "components._cmd_questions:who_calls_command",
+    "reach": "components._cmd_questions:reach_command",
+    "explain": "components._cmd_questions:explain_command",
     "diff": "components._cmd_diff:diff_command",
     "graph": "components._cmd_graph:graph_command",
 }

@@ -1,0 +1,54 @@
+"""`linked-apps check`: the stack's rules and trust assertions, on the desired topology or on deployed state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ._cmd_questions import deployed_graph, desired_topology
+from .cli import fail, stack_options
+from .errors import UnknownAppError
+
+
+@click.command("check")
+@stack_options
+@click.option("--state", "--against", "state", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              default=None, help="Check the assertions against deployed trust: a `pulumi stack export` or "
+                                 "`pulumi stack output --json` file ('-' reads standard input).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for scripts ({against, state, assertions, violations}).")
+def check_command(stack: str | None, config: Path | None, project_dir: Path | None, state: Path | None,
+                  fmt: str) -> None:
+    """Check the stack's trust assertions (linked-apps:assertions).
+
+    Without --state: the rules and the assertions on the desired topology, from the config alone (quick; `plan`
+    reports the same violations after running the program). With --state FILE: the assertions on the trust
+    that is deployed, e.g. to catch a link someone added by hand. Exit 0 when everything holds, 1 when a rule or
+    an assertion fails, 2 when the input cannot be used (including an assertion naming an app the state lacks).
+    """
+    topology, where = desired_topology(stack, config, project_dir)
+    if state is None:
+        against, violations = f"desired trust, {where}", topology.violations()
+    else:
+        graph = deployed_graph(state)
+        try:
+            violations = topology.assertion_violations(graph)
+        except UnknownAppError as exc:
+            fail(f"{state}: {exc}")
+        against = f"deployed trust in {state}"
+    if fmt == "json":
+        click.echo(json.dumps({"against": "deployed" if state is not None else "desired",
+                               "state": str(state) if state is not None else None,
+                               "assertions": len(topology.assertions),
+                               "violations": [v.as_dict() for v in violations]}, indent=2))
+    else:
+        n = len(topology.assertions)
+        if violations:
+            click.echo(f"{len(violations)} violation(s) on {against}:")
+            click.echo("\n".join(f"  [{v.rule}] {v.message}" for v in violations))
+        else:
+            what = "rules and " if state is None else ""
+            click.echo(f"ok: the {what}{n} assertion{'s' if n != 1 else ''} hold on {against}")
+    raise SystemExit(1 if violations else 0)

@@ -1,0 +1,181 @@
+"""`linked-apps who-calls | reach | explain`: questions of the trust graph, desired or deployed.
+
+The desired graph comes from the stack config alone (parsed, not run: the questions never import Pulumi);
+deployed trust from a `pulumi stack export` or `pulumi stack output --json` file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .cli import fail, project_dir, stack_options
+from .errors import LinkedAppsError
+from .graph import Link, TrustGraph
+from .paths import Explanation, Reach, callers, explain, reach, render_path
+from .topology import Topology
+
+
+def desired_topology(stack: str | None, config: Path | None, project: Path | None) -> tuple[Topology, str]:
+    """The topology of `--stack NAME` or `--config FILE` (exactly one), and where it came from; errors exit 2."""
+    from .plan import read_config_file, stack_file
+    from .topology import topology_from_config
+
+    if (stack is None) == (config is None):
+        fail("give exactly one of --stack NAME or --config FILE")
+    path = config if config is not None else stack_file(stack, project_dir(project))  # type: ignore[arg-type]
+    try:
+        return topology_from_config(read_config_file(path), source=str(path)), f"stack {stack}" if stack else str(path)
+    except LinkedAppsError as exc:
+        fail(str(exc))
+
+
+def deployed_graph(state: Path) -> TrustGraph:
+    from .state import read_state
+
+    try:
+        return read_state(state)
+    except LinkedAppsError as exc:
+        fail(str(exc))
+
+
+def load_graph(stack: str | None, config: Path | None, project: Path | None, state: Path | None) -> tuple[TrustGraph, str]:
+    """The trust graph to question, and a label for it: desired (`--stack`/`--config`) or deployed (`--state`)."""
+    if sum(x is not None for x in (stack, config, state)) != 1:
+        fail("give exactly one of --stack NAME, --config FILE (desired trust) or --state FILE (deployed trust)")
+    if state is not None:
+        return deployed_graph(state), f"deployed trust in {state}"
+    topology, where = desired_topology(stack, config, project)
+    return topology.trust_graph(), f"desired trust, {where}"
+
+
+def question_options(fn: Any) -> Any:
+    fn = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                      help="text for people, json for scripts.")(fn)
+    fn = click.option("--state", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+                      help="Ask deployed trust instead: a `pulumi stack export` or `pulumi stack output --json` "
+                           "file ('-' reads standard input).")(fn)
+    return stack_options(fn)
+
+
+def _ask(fn: Any, *args: str) -> Any:
+    try:
+        return fn(*args)
+    except (LinkedAppsError, ValueError) as exc:
+        fail(str(exc))
+
+
+def _entries(found: Reach) -> list[dict[str, object]]:
+    out = []
+    for app in sorted(found, key=lambda a: (found.hops[a], a)):
+        links = found.path(app)
+        out.append({"app": app, "hops": found.hops[app], "path": render_path(links).split(" -> "),
+                    "links": [link.as_dict() for link in links]})
+    return out
+
+
+def _policy(link: Link) -> str:
+    if link.policy_name and link.policy_id:
+        return f"{link.policy_name!r} ({link.policy_id})"
+    return repr(link.policy_name) if link.policy_name else (link.policy_id or "no policy known")
+
+
+def _table(found: Reach) -> list[str]:
+    entries = _entries(found)
+    width = max((len(str(e["app"])) for e in entries), default=0)
+    return [f"  {e['app']:<{width}}  {e['hops']} hop{'s' if e['hops'] != 1 else ' '}  {' -> '.join(e['path'])}"
+            for e in entries]
+
+
+@click.command("reach")
+@click.argument("app")
+@question_options
+def reach_command(app: str, stack: str | None, config: Path | None, project_dir: Path | None,
+                  state: Path | None, fmt: str) -> None:
+    """Every app APP's user identity can get to along links, with the shortest path to each.
+
+    Identities flow along chains: B receives its own Access JWT for the user and can forward it to C if C
+    trusts B. This is the blast radius if APP were compromised. APP is a Cloudflare name, uid or domain.
+    Exit 0 with the answer, 2 when the input cannot be used (e.g. an unknown app).
+    """
+    graph, label = load_graph(stack, config, project_dir, state)
+    found: Reach = _ask(reach, graph, app)
+    if fmt == "json":
+        click.echo(json.dumps({"app": found.origin, "reaches": _entries(found)}, indent=2))
+        return
+    if not found:
+        click.echo(f"{found.origin}'s user identity reaches no other app ({label}): no app trusts it.")
+        return
+    click.echo(f"{found.origin}'s user identity reaches {len(found)} app{'s' if len(found) != 1 else ''} ({label}):")
+    click.echo("\n".join(_table(found)))
+
+
+@click.command("who-calls")
+@click.argument("app")
+@question_options
+def who_calls_command(app: str, stack: str | None, config: Path | None, project_dir: Path | None,
+                      state: Path | None, fmt: str) -> None:
+    """Every app whose user identity can get to APP: direct callers (1 hop) and chains, shortest path each.
+
+    APP is a Cloudflare name, uid or domain. Exit 0 with the answer, 2 when the input cannot be used.
+    """
+    graph, label = load_graph(stack, config, project_dir, state)
+    found: Reach = _ask(callers, graph, app)
+    if fmt == "json":
+        click.echo(json.dumps({"app": found.origin, "callers": _entries(found)}, indent=2))
+        return
+    if not found:
+        click.echo(f"no app calls {found.origin} ({label}): no policy on it admits a linked app token.")
+        return
+    direct = sum(1 for a in found if found.hops[a] == 1)
+    click.echo(f"{len(found)} app{'s' if len(found) != 1 else ''} can reach {found.origin}, {direct} directly "
+               f"({label}):")
+    click.echo("\n".join(_table(found)))
+    into = {link.source: link for link in graph.links_into(found.origin)}
+    click.echo("Policies on " + found.origin + ":")
+    click.echo("\n".join(f"  {src}: {_policy(link)}" for src, link in sorted(into.items())))
+
+
+def render_explanation(ex: Explanation, label: str) -> str:
+    if ex.reachable:
+        path = render_path([h.link for h in ex.hops])
+        n = len(ex.hops)
+        out = [f"{ex.source} can reach {ex.target} in {n} hop{'s' if n != 1 else ''} ({label}): {path}"]
+        for i, hop in enumerate(ex.hops, 1):
+            link = hop.link
+            where = f", precedence {hop.precedence}" if hop.precedence is not None else ""
+            out.append(f"  {i}. {link.source} -> {link.target}: {link.source} sends the user's token as "
+                       f"{hop.header}; {link.target} admits it by policy {_policy(link)}{where}")
+            if hop.grants is False:
+                out.append(f"     but that policy would not grant: {hop.reason}")
+            if link.description:
+                out.append(f"     ({link.description})")
+        return "\n".join(out)
+    out = [f"{ex.source} cannot reach {ex.target} ({label}): no chain of links leads there."]
+    out.append(f"  {ex.source}'s user identity reaches: {', '.join(ex.reached) or 'no app'}")
+    out.append(f"  {ex.target} is reached from: {', '.join(ex.callers) or 'no app'}")
+    if ex.reverse:
+        out.append(f"  (the other way, {render_path(list(ex.reverse))}: links are one-way)")
+    out.append(f"  missing link: {{from: {ex.source}, to: {ex.target}}} under linked-apps:links")
+    out.extend(f"  but Cloudflare would refuse it [{v.rule}]: {v.message}" for v in ex.blocked)
+    return "\n".join(out)
+
+
+@click.command("explain")
+@click.argument("source", metavar="FROM")
+@click.argument("target", metavar="TO")
+@question_options
+def explain_command(source: str, target: str, stack: str | None, config: Path | None, project_dir: Path | None,
+                    state: Path | None, fmt: str) -> None:
+    """Can FROM's user identity reach TO? The shortest path and the policy that grants each hop, or the missing link.
+
+    FROM and TO are Cloudflare names, uids or domains. Exit 0 when a path exists, 1 when none does, 2 when the
+    input cannot be used.
+    """
+    graph, label = load_graph(stack, config, project_dir, state)
+    ex: Explanation = _ask(explain, graph, source, target)
+    click.echo(json.dumps(ex.as_dict(), indent=2) if fmt == "json" else render_explanation(ex, label))
+    raise SystemExit(0 if ex.reachable else 1)
