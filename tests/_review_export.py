@@ -80,6 +80,20 @@ def output_document(result: Plan) -> dict[str, Any]:
     return copy.deepcopy(result.outputs)
 
 
+_PLANS: dict[str, Plan] = {}
+
+
+def planned(config: dict[str, Any], key: str) -> Plan:
+    """One program run per distinct config per test process (each run costs about a second)."""
+    if key not in _PLANS:
+        _PLANS[key] = plan(config, source=key)
+    return _PLANS[key]
+
+
+def dev_config() -> dict[str, Any]:
+    return copy.deepcopy(read_config_file(ROOT / "stacks" / "Pulumi.dev.yaml"))
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
