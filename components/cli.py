@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "explain": "components._cmd_questions:explain_command",
     "diff": "components._cmd_diff:diff_command",
     "graph": "components._cmd_graph:graph_command",
+    "verify": "components._cmd_verify:verify_command",
 }
 
 

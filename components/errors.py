@@ -44,3 +44,11 @@ class RuleViolationError(LinkedAppsError):
         super().__init__(
             f"linked-apps: {len(self.violations)} rule violation(s); nothing was sent to Cloudflare:\n{lines}"
         )
+
+
+class TokenRejected(LinkedAppsError):
+    """A token fails verification. The message is the deny reason; the verifier turns it into a Verdict."""
+
+
+class KeysUnavailable(TokenRejected):
+    """No usable signing key: the key set cannot be fetched, is too stale, or lacks the token's `kid`."""

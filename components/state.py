@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ def graph_from_resources(
 ) -> TrustGraph:
     """Build the trust graph from resources `{"type", "id", "props"}` (props camelCase, as in engine state).
 
-    `known_apps` adds apps that are not resources here (e.g. existing apps named in the stack's outputs), so
+    `known_apps` (e.g. the stack's `apps` output) adds unmanaged apps that are not resources here, so
     links from them carry a name rather than a bare uid.
     """
     apps: dict[str, App] = {}
@@ -126,9 +127,14 @@ def graph_from_resources(
                 attached.append((pid, precedence))  # a policy outside this state: it grants nothing we can see
         attachments[name] = tuple(sorted(attached, key=lambda a: a[1]))
 
-    known_uids = {a.uid for a in apps.values() if a.uid}
+    by_uid = {a.uid: name for name, a in apps.items() if a.uid}
     for extra in known_apps:
-        if extra.name not in apps and (not extra.uid or extra.uid not in known_uids):
+        same = apps.get(by_uid.get(extra.uid, "")) if extra.uid else None
+        if same is not None:
+            # The same app as a resource: only fill what the resource hides (e.g. a saasApp kept secret whole).
+            apps[same.name] = replace(same, aud=same.aud or extra.aud, client_id=same.client_id or extra.client_id,
+                                      domain=same.domain or extra.domain)
+        elif extra.name not in apps and not extra.managed:
             apps[extra.name] = extra
     links, unknown = links_from_policies(apps.values(), policies, attachments)
     return TrustGraph(apps.values(), links, policies=policies, attachments=attachments,
@@ -173,7 +179,7 @@ def graph_from_export(doc: Mapping[str, Any]) -> TrustGraph:
         props = res.get("outputs") if isinstance(res.get("outputs"), Mapping) else res.get("inputs") or {}
         if typ == STACK_TYPE:
             team_domain = _str(props, "team_domain")
-            known = [a for a in _apps_output(_get(props, "apps"), managed_default=False) if not a.managed]
+            known = _apps_output(_get(props, "apps"), managed_default=False)
         elif typ in (APP_TYPE, POLICY_TYPE):
             name = str(res.get("urn", "")).rsplit("::", 1)[-1]
             rows.append({"type": typ, "id": res.get("id"), "props": props, "name": name})
@@ -225,3 +231,19 @@ def read_state(path: Path | str) -> TrustGraph:
         return graph_from_export(doc) if "deployment" in doc else graph_from_outputs(doc)
     except StateError as exc:
         raise StateError(f"{path}: {exc}") from None
+
+
+def read_stack(stack: str, work_dir: Path | str) -> TrustGraph:
+    """Live state: `pulumi stack export` of `stack` through the Automation API (needs the Pulumi CLI on PATH)."""
+    import shutil
+
+    if shutil.which("pulumi") is None:
+        raise StateError(f"--stack {stack}: reading live state needs the Pulumi CLI on PATH, and it is not there; "
+                         "install it, or run `pulumi stack export > state.json` where it is and pass --state state.json")
+    from pulumi import automation
+
+    try:
+        deployment = automation.select_stack(stack_name=stack, work_dir=str(work_dir)).export_stack()
+    except Exception as exc:  # noqa: BLE001 - the CLI's own message says what is wrong (login, stack name, ...)
+        raise StateError(f"--stack {stack}: cannot export the stack's state: {str(exc).strip()[:500]}") from None
+    return graph_from_export({"version": deployment.version, "deployment": deployment.deployment})

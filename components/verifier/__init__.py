@@ -1,0 +1,18 @@
+"""Verify Cloudflare Access linked-app tokens against the trust that is deployed.
+
+    from components.state import read_state
+    from components.verifier import Verifier
+
+    verifier = Verifier(read_state("state.json"))
+    verdict = verifier.decide("payroll-api", cf_access_token=token)
+    verdict.allowed, verdict.source, verdict.identity, verdict.reason
+
+The public surface is what `__all__` lists; the modules starting with `_` are private.
+"""
+
+from ._asgi import AccessMiddleware
+from ._keys import KeySet
+from ._verdict import Verdict
+from ._verifier import Verifier
+
+__all__ = ["AccessMiddleware", "KeySet", "Verdict", "Verifier"]

@@ -1,0 +1,119 @@
+"""Strict compact JWS (RS256) on `cryptography` alone: parse, then verify with a key the caller pinned.
+
+Nothing in the token chooses how it is checked: the algorithm comes from a fixed allowlist, the key from the
+caller's key set by `kid` used as an opaque dictionary key, and headers that point at other keys (`jku`, `jwk`,
+`x5u`, `x5c`) or demand extensions (`crit`) reject the token. Only canonical, unpadded base64url is accepted.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import re
+from base64 import urlsafe_b64decode
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+from ..errors import TokenRejected
+
+MAX_TOKEN_LENGTH = 8192
+"""Characters; checked before any parsing. Real Access tokens are under 2 KiB."""
+ALGORITHMS = frozenset({"RS256"})
+MAX_KID_LENGTH = 256
+_FOREIGN_KEY_HEADERS = ("jku", "jwk", "x5u", "x5c")
+
+# Three runs of the base64url alphabet; a segment whose length is 1 mod 4 is never valid base64.
+_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+# The last character of a canonical segment leaves its unused low bits zero (RFC 4648 section 3.5).
+_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+_PADDING = ("", None, "==", "=")
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A structurally valid token whose signature is not yet checked."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+    @property
+    def kid(self) -> str:
+        return self.header["kid"]
+
+
+def looks_like_jws(token: str) -> bool:
+    """Three dot-separated base64url runs: worth parsing as a JWT (anything else is opaque)."""
+    return len(token) <= MAX_TOKEN_LENGTH and _COMPACT.fullmatch(token) is not None
+
+
+def b64url_decode(segment: str, what: str) -> bytes:
+    """Canonical unpadded base64url only: a padded, re-encodable-differently or malformed segment rejects."""
+    rem = len(segment) % 4
+    if rem == 1:
+        raise TokenRejected(f"malformed token: the {what} is not valid base64url (length)")
+    if rem and segment[-1] not in _CANONICAL_LAST[rem]:
+        raise TokenRejected(f"malformed token: the {what} is not canonical base64url")
+    try:
+        return urlsafe_b64decode(segment + _PADDING[rem])  # type: ignore[operator]
+    except (binascii.Error, ValueError):
+        raise TokenRejected(f"malformed token: the {what} is not valid base64url") from None
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise TokenRejected(f"malformed token: the {what} is not JSON") from None
+    if type(value) is not dict:
+        raise TokenRejected(f"malformed token: the {what} is not a JSON object")
+    return value
+
+
+def parse(token: str) -> Parsed:
+    """Split and decode a compact JWS, checking the header against the allowlist. Raises TokenRejected."""
+    if type(token) is not str:
+        raise TokenRejected("malformed token: not a string")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise TokenRejected(f"malformed token: longer than {MAX_TOKEN_LENGTH} characters")
+    match = _COMPACT.fullmatch(token)
+    if match is None:
+        raise TokenRejected("malformed token: not a compact JWS (three base64url parts joined by dots, "
+                            "no padding or whitespace)")
+    h64, p64, s64 = match.groups()
+    header = _json_object(b64url_decode(h64, "header"), "header")
+    alg = header.get("alg")
+    if alg not in ALGORITHMS:
+        raise TokenRejected(f"algorithm {str(alg)[:20]!r} is not allowed; only {', '.join(sorted(ALGORITHMS))} is")
+    for name in _FOREIGN_KEY_HEADERS:
+        if name in header:
+            raise TokenRejected(f"the header carries `{name}`; keys come only from the pinned key set")
+    if "crit" in header:
+        raise TokenRejected("the header lists `crit` extensions, and this verifier understands none")
+    kid = header.get("kid")
+    if type(kid) is not str or not kid or len(kid) > MAX_KID_LENGTH:
+        raise TokenRejected("the header has no usable `kid` (a non-empty string naming a key of the key set)")
+    typ = header.get("typ")
+    if typ is not None and (type(typ) is not str or typ.upper() != "JWT"):
+        raise TokenRejected(f"the header's `typ` is {str(typ)[:20]!r}, not JWT")
+    claims = _json_object(b64url_decode(p64, "payload"), "payload")
+    signature = b64url_decode(s64, "signature")
+    return Parsed(header, claims, f"{h64}.{p64}".encode("ascii"), signature)
+
+
+def verify_signature(parsed: Parsed, key: RSAPublicKey) -> None:
+    """RS256 over the signing input with the pinned key; the token's own `alg` was checked in parse()."""
+    if len(parsed.signature) != (key.key_size + 7) // 8:
+        raise TokenRejected("bad signature: wrong length for the signing key")
+    try:
+        key.verify(parsed.signature, parsed.signing_input, _PKCS1, _SHA256)
+    except InvalidSignature:
+        raise TokenRejected("bad signature: the token was not signed by a key of the pinned key set") from None

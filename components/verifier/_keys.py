@@ -1,0 +1,222 @@
+"""A pinned JWKS: `kid -> RSA key`, fetched with httpx, refreshed on a TTL, never hammered, failing closed.
+
+- One fetch in flight: a TTL refresh happens in one thread while the others keep using the current keys; a
+  caller that has no usable key waits for the fetch in flight instead of starting another.
+- An unknown `kid` triggers a refetch at most once per cooldown, so random `kid`s cannot make us hammer the
+  issuer. A failed fetch is retried no sooner than one cooldown later.
+- When fetches fail, the last good set is served up to `max_stale` seconds after it was fetched; then every
+  key is refused (fail closed).
+Only the `keys` array (JWKs) is read; `public_cert`/`public_certs` are ignored, as CLOUDFLARE.md advises.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from base64 import urlsafe_b64decode
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
+
+from ..errors import KeysUnavailable
+
+if TYPE_CHECKING:
+    import httpx
+
+DEFAULT_TTL = 600.0
+DEFAULT_COOLDOWN = 30.0
+DEFAULT_MAX_STALE = 24 * 3600.0
+DEFAULT_TIMEOUT = 3.0
+MAX_BODY = 256 * 1024
+MIN_RSA_BITS = 2048
+
+Listener = Callable[["KeySet", frozenset[str]], None]
+
+
+def _b64_int(value: Any) -> int:
+    if not isinstance(value, str) or not value:
+        raise ValueError("not a base64url string")
+    raw = urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    return int.from_bytes(raw, "big")
+
+
+def parse_jwks(doc: Any) -> dict[str, RSAPublicKey]:
+    """The usable RS256 signing keys of a JWKS document, by `kid`. ValueError says why none are usable."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("keys"), list):
+        raise ValueError("the response is not a JWKS (a JSON object with a `keys` array)")
+    keys: dict[str, RSAPublicKey] = {}
+    for jwk in doc["keys"]:
+        if not isinstance(jwk, Mapping) or jwk.get("kty") != "RSA":
+            continue
+        kid = jwk.get("kid")
+        if not isinstance(kid, str) or not kid or kid in keys:
+            continue  # a kid must name one key; a duplicate keeps the first
+        if jwk.get("alg", "RS256") != "RS256" or jwk.get("use", "sig") != "sig":
+            continue
+        try:
+            key = RSAPublicNumbers(_b64_int(jwk.get("e")), _b64_int(jwk.get("n"))).public_key()
+        except (ValueError, TypeError):
+            continue
+        if key.key_size >= MIN_RSA_BITS:
+            keys[kid] = key
+    if not keys:
+        raise ValueError("the JWKS holds no usable RSA signing key (kty RSA, alg RS256, >= 2048 bits)")
+    return keys
+
+
+class KeySet:
+    """The signing keys published at one pinned URL."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client: httpx.Client | None = None,
+        ttl: float = DEFAULT_TTL,
+        cooldown: float = DEFAULT_COOLDOWN,
+        max_stale: float = DEFAULT_MAX_STALE,
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url
+        self.ttl, self.cooldown, self.max_stale, self.timeout = ttl, cooldown, max_stale, timeout
+        self._clock = clock
+        self._client = client
+        self._keys: dict[str, RSAPublicKey] = {}
+        self._fetched_at: float | None = None
+        """When the current keys were fetched (None: never)."""
+        self._attempted_at: float | None = None
+        self._attempts = 0
+        self._error: str | None = None
+        """Why the last fetch failed (None: it succeeded)."""
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+        self.fetches = 0
+        """Fetches started (for tests and operators)."""
+
+    # -- reading ------------------------------------------------------------------------------------------
+    @property
+    def kids(self) -> frozenset[str]:
+        return frozenset(self._keys)
+
+    @property
+    def good_until(self) -> float:
+        """Until when the current keys need no second look: the TTL, or the next retry after a failure."""
+        if self._fetched_at is None:
+            return float("-inf")
+        if self._error is None:
+            return self._fetched_at + self.ttl
+        retry = (self._attempted_at or 0.0) + self.cooldown
+        return min(retry, self._fetched_at + self.max_stale)
+
+    def on_change(self, listener: Listener) -> None:
+        """Call `listener(keyset, removed_kids)` whenever a fetch drops or replaces keys."""
+        self._listeners.append(listener)
+
+    def key(self, kid: str) -> RSAPublicKey:
+        """The key named `kid`, fetching as the rules above allow; KeysUnavailable says why there is none."""
+        now = self._clock()
+        if self._fetched_at is None or now >= self.good_until:
+            self._refresh(now, wait=not self._keys or now - (self._fetched_at or 0.0) > self.max_stale)
+        key = self._keys.get(kid)
+        if key is None and self._may_retry(self._clock()):
+            self._refresh(self._clock(), wait=True, unknown_kid=True)
+            key = self._keys.get(kid)
+        now = self._clock()
+        if self._fetched_at is None:
+            raise KeysUnavailable(f"no signing keys: fetching {self.url} failed ({self._error or 'not fetched'})")
+        if now - self._fetched_at > self.max_stale:
+            raise KeysUnavailable(
+                f"the signing keys from {self.url} are {int(now - self._fetched_at)} s old, beyond the "
+                f"{int(self.max_stale)} s allowed, and refetching fails ({self._error}); failing closed")
+        if key is None:
+            shown = kid if len(kid) <= 64 else kid[:64] + "..."
+            raise KeysUnavailable(f"no key with kid {shown!r} at {self.url} (the key set has "
+                                  f"{len(self._keys)} key(s); it is refetched at most once per {int(self.cooldown)} s)")
+        return key
+
+    # -- fetching -----------------------------------------------------------------------------------------
+    def _may_retry(self, now: float) -> bool:
+        return self._attempted_at is None or now - self._attempted_at >= self.cooldown
+
+    def _refresh(self, now: float, *, wait: bool, unknown_kid: bool = False) -> None:
+        """Fetch unless another thread is already fetching (then wait for it only if `wait`)."""
+        seen = self._attempts
+        if not self._lock.acquire(blocking=wait):
+            return
+        try:
+            if self._attempts != seen:
+                return  # someone fetched while we waited: use their result
+            if not self._may_retry(now) and (unknown_kid or self._error is not None):
+                return
+            self._fetch()
+        finally:
+            self._lock.release()
+
+    def refresh(self) -> bool:
+        """Fetch now (one in flight), ignoring TTL and cooldown; True when the fetch succeeded."""
+        with self._lock:
+            self._fetch()
+        return self._error is None
+
+    def _fetch(self) -> None:
+        self.fetches += 1
+        self._attempts += 1
+        self._attempted_at = self._clock()
+        try:
+            keys = parse_jwks(self._get())
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the last good set; the reason is kept
+            self._error = _describe(exc)
+            return
+        removed = frozenset(kid for kid, old in self._keys.items()
+                            if kid not in keys or keys[kid].public_numbers() != old.public_numbers())
+        self._keys = keys
+        self._fetched_at = self._clock()
+        self._error = None
+        if removed:
+            for listener in list(self._listeners):
+                listener(self, removed)
+
+    def _get(self) -> Any:
+        import json
+
+        client = self._client or _shared_client()
+        with client.stream("GET", self.url, timeout=self.timeout, follow_redirects=False,
+                           headers={"accept": "application/json"}) as response:
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    raise ValueError(f"the response is larger than {MAX_BODY} bytes")
+        try:
+            return json.loads(bytes(body))
+        except ValueError:
+            raise ValueError("the response is not JSON") from None
+
+
+def _describe(exc: BaseException) -> str:
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return "cannot connect"
+    return str(exc) or type(exc).__name__
+
+
+_CLIENT: httpx.Client | None = None
+_CLIENT_LOCK = threading.Lock()
+
+
+def _shared_client() -> httpx.Client:
+    """One pooled client per process, created on first use (the CLI never pays for it before a fetch)."""
+    global _CLIENT
+    with _CLIENT_LOCK:
+        if _CLIENT is None:
+            import httpx
+
+            _CLIENT = httpx.Client()
+        return _CLIENT

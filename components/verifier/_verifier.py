@@ -1,0 +1,226 @@
+"""Verifier: token + target app -> Verdict, against the trust that is deployed (a TrustGraph from state)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, TokenRejected, UnknownAppError
+from ..graph import App, TrustGraph
+from . import _claims, _jws
+from ._cache import DEFAULT_SIZE, Entry, TokenCache
+from ._decide import BEARER, CF_ACCESS_TOKEN, Grant, grant, saas_source, sender_problem, sources_by_aud
+from ._keys import DEFAULT_COOLDOWN, DEFAULT_MAX_STALE, DEFAULT_TIMEOUT, DEFAULT_TTL, KeySet
+from ._verdict import Verdict, identity_of
+
+if TYPE_CHECKING:
+    import httpx
+
+_HOST = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
+OPAQUE_REASON = ("opaque bearer token: it is not a JWT, so it cannot be verified offline (SaaS access tokens "
+                 "may be opaque; send the app's OIDC ID token, or check it online at the issuer's /userinfo)")
+
+
+def _team_host(team_domain: str) -> str:
+    host = team_domain.strip().lower().removeprefix("https://").rstrip("/")
+    if not _HOST.fullmatch(host):
+        raise ConfigError([f"team domain {team_domain!r} is not a host name (e.g. acme.cloudflareaccess.com)"],
+                          "verifier")
+    return host
+
+
+class Verifier:
+    """Decide whether a linked-app token would reach a target app, from deployed state.
+
+    `decide()` never raises: every failure is a deny Verdict with a reason. Keys are fetched from
+    `https://<team domain>` (or `access_url`, a mirror; issuer checks still use the team domain).
+    """
+
+    def __init__(
+        self,
+        graph: TrustGraph,
+        *,
+        team_domain: str | None = None,
+        access_url: str | None = None,
+        client: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
+        leeway: float = _claims.DEFAULT_LEEWAY,
+        cache_size: int = DEFAULT_SIZE,
+        key_ttl: float = DEFAULT_TTL,
+        key_cooldown: float = DEFAULT_COOLDOWN,
+        key_max_stale: float = DEFAULT_MAX_STALE,
+        fetch_timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        team = team_domain or graph.team_domain
+        if not team:
+            raise ConfigError(["the state has no `team_domain` output; give the team domain (--team-domain "
+                               "acme.cloudflareaccess.com)"], "verifier")
+        self.graph = graph
+        self.issuer = f"https://{_team_host(team)}"
+        self._saas_issuer_prefix = f"{self.issuer}/cdn-cgi/access/sso/oidc/"
+        base = (access_url or self.issuer).rstrip("/")
+        if not base.startswith(("https://", "http://")):
+            raise ConfigError([f"access URL {access_url!r} must start with https:// (or http:// for a local "
+                               "mirror)"], "verifier")
+        self.access_url = base
+        self.leeway = leeway
+        self._clock = clock
+        self._key_options: dict[str, Any] = dict(client=client, ttl=key_ttl, cooldown=key_cooldown,
+                                                 max_stale=key_max_stale, timeout=fetch_timeout, clock=clock)
+        self._cf_cache = TokenCache(cache_size)
+        self._bearer_cache = TokenCache(cache_size)
+        self.certs = self._keyset(f"{base}/cdn-cgi/access/certs")
+        """The team's app-token keys."""
+        self._saas_keys: dict[str, KeySet] = {}
+        self._targets: dict[str, App] = {}
+        self._grants: dict[tuple[str, tuple[str, ...], str], Grant] = {}
+
+    @classmethod
+    def from_state(cls, path: Path | str, **options: Any) -> Verifier:
+        """Read a `pulumi stack export` or `pulumi stack output --json` file (StateError names the problem)."""
+        from ..state import read_state
+
+        return cls(read_state(path), **options)
+
+    # -- public -------------------------------------------------------------------------------------------
+    def target(self, ref: str) -> App:
+        """The receiving app by Cloudflare name, uid or domain; UnknownAppError names near misses."""
+        app = self._targets.get(ref)
+        if app is None:
+            app = self.graph.find(ref)
+            if len(self._targets) < 1024:
+                self._targets[ref] = app
+        return app
+
+    def decide(self, to: str, *, cf_access_token: str | None = None, bearer: str | None = None) -> Verdict:
+        """Would Access let this token through to `to`? Give exactly one of the two tokens."""
+        try:
+            if bearer is None and cf_access_token is not None:
+                flow, token, cache = CF_ACCESS_TOKEN, cf_access_token, self._cf_cache
+            elif cf_access_token is None and bearer is not None:
+                flow, token, cache = BEARER, bearer, self._bearer_cache
+            else:
+                return Verdict(False, "give exactly one token: Cf-Access-Token or Authorization: Bearer")
+            entry = cache.entries.get(token)
+            if entry is not None:
+                if entry.until > self._clock():
+                    verdict = entry.verdicts.get(to)
+                    if verdict is not None:
+                        return verdict
+                else:
+                    cache.entries.pop(token, None)
+                    entry = None
+            return self._decide(to, flow, token, cache, entry)
+        except Exception as exc:  # noqa: BLE001 - fail closed, never let a request through on a bug
+            return Verdict(False, f"internal error while verifying ({type(exc).__name__}); failing closed")
+
+    def decide_headers(self, to: str, headers: Mapping[str, str]) -> Verdict:
+        """Decide from request headers (lower-case names): Cf-Access-Token first, else Authorization: Bearer."""
+        token = headers.get("cf-access-token")
+        if token is not None:
+            return self.decide(to, cf_access_token=token.strip())
+        scheme, _, credentials = (headers.get("authorization") or "").strip().partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return self.decide(to, bearer=credentials.strip())
+        return Verdict(False, "no linked-app token: send Cf-Access-Token (from a self-hosted app) or "
+                              "Authorization: Bearer (from a SaaS app)")
+
+    def cached(self, to: str, *, cf_access_token: str | None = None, bearer: str | None = None) -> Verdict | None:
+        """The cached verdict for a repeated token, or None (never fetches, never verifies)."""
+        cache = self._cf_cache if bearer is None else self._bearer_cache
+        token = cf_access_token if bearer is None else bearer
+        entry = cache.entries.get(token) if isinstance(token, str) and (cf_access_token is None) != (
+            bearer is None) else None
+        if entry is not None and entry.until > self._clock():
+            return entry.verdicts.get(to)
+        return None
+
+    def clear_cache(self) -> None:
+        self._cf_cache.clear()
+        self._bearer_cache.clear()
+
+    @property
+    def key_sets(self) -> list[KeySet]:
+        return [self.certs, *self._saas_keys.values()]
+
+    # -- internals ----------------------------------------------------------------------------------------
+    def _keyset(self, url: str) -> KeySet:
+        keyset = KeySet(url, **self._key_options)
+        keyset.on_change(self._cf_cache.drop_keys)
+        keyset.on_change(self._bearer_cache.drop_keys)
+        return keyset
+
+    def _saas_keyset(self, client_id: str) -> KeySet:
+        # Only client ids of SaaS apps in the state get here, so this holds at most one key set per such app.
+        keyset = self._saas_keys.get(client_id)
+        if keyset is None:
+            keyset = self._saas_keys[client_id] = self._keyset(
+                f"{self.access_url}/cdn-cgi/access/sso/oidc/{client_id}/jwks")
+        return keyset
+
+    def _decide(self, to: str, flow: str, token: str, cache: TokenCache, entry: Entry | None) -> Verdict:
+        try:
+            target = self.target(to)
+        except UnknownAppError as exc:
+            return Verdict(False, str(exc), flow=flow)
+        if entry is None:
+            try:
+                entry = self._verify(flow, token)
+            except TokenRejected as exc:
+                return Verdict(False, str(exc), target.name, flow=flow)
+            cache.put(token, entry)
+        verdict = self._verdict(target, entry, flow)
+        cache.remember(entry, to, verdict)
+        return verdict
+
+    def _verify(self, flow: str, token: str) -> Entry:
+        """Signature and claims; raises TokenRejected with the deny reason."""
+        if type(token) is not str:
+            raise TokenRejected("malformed token: not a string")
+        if flow == BEARER and not _jws.looks_like_jws(token):
+            raise TokenRejected(OPAQUE_REASON if len(token) <= _jws.MAX_TOKEN_LENGTH else
+                                f"malformed token: longer than {_jws.MAX_TOKEN_LENGTH} characters")
+        parsed = _jws.parse(token)
+        claims = parsed.claims
+        if flow == CF_ACCESS_TOKEN:
+            keyset, issuer, token_type = self.certs, self.issuer, _claims.APP_TOKEN_TYPE
+        else:
+            app = saas_source(self.graph, self._saas_issuer_prefix, claims.get("iss"))
+            if app is None or app.client_id is None:
+                iss = claims.get("iss")
+                shown = iss[:120] if isinstance(iss, str) else type(iss).__name__
+                raise TokenRejected(f"issuer {shown!r} is not the OIDC issuer of a SaaS app in the state "
+                                    f"(expected {self._saas_issuer_prefix}<client_id>)")
+            keyset, issuer, token_type = self._saas_keyset(app.client_id), self._saas_issuer_prefix + \
+                app.client_id, None
+        _jws.verify_signature(parsed, keyset.key(parsed.kid))
+        exp = _claims.check(claims, issuer=issuer, now=self._clock(), leeway=self.leeway, token_type=token_type)
+        audiences = _claims.audiences(claims)
+        if flow == CF_ACCESS_TOKEN:
+            apps = sources_by_aud(self.graph, audiences)
+            if not apps:
+                raise TokenRejected("the token's `aud` names no app in the state (unknown AUD tag): it was "
+                                    "not issued for an application this state knows")
+        else:
+            if app.client_id not in audiences:
+                raise TokenRejected(f"the token's `aud` is not {app.name}'s client_id")
+            apps = [app]
+        return Entry(min(exp + self.leeway, keyset.good_until), keyset, parsed.kid, claims,
+                     tuple(a.name for a in apps))
+
+    def _verdict(self, target: App, entry: Entry, flow: str) -> Verdict:
+        sources = [self.graph.apps[name] for name in entry.sources]
+        identity = identity_of(entry.claims)
+        exp = entry.claims.get("exp")
+        for source in sources:
+            problem = sender_problem(source, flow)
+            if problem:
+                return Verdict(False, problem, target.name, source.name, identity, None, flow, exp)
+        key = (target.name, entry.sources, flow)
+        result = self._grants.get(key)
+        if result is None:
+            result = self._grants[key] = grant(self.graph, target, sources)
+        return Verdict(result.allowed, result.reason, target.name, result.source, identity, result.policy, flow, exp)

@@ -1,0 +1,257 @@
+"""Test support for the verifier: deployed-state fixtures, keys and tokens minted with PyJWT (an independent
+implementation), and a real JWKS server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import threading
+import time
+from base64 import urlsafe_b64encode
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+TEAM = "acme.cloudflareaccess.com"
+ISSUER = f"https://{TEAM}"
+APP = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
+POLICY = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def ciphertext(text: str = "v1:AAAA") -> dict[str, str]:
+    """A secret value as `pulumi stack export` writes it without --show-secrets."""
+    return {SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270", "ciphertext": text}
+
+
+# -- deployed state --------------------------------------------------------------------------------------
+@functools.cache
+def _dev_plan() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from components.plan import plan, read_config_file, stack_file
+
+    result = plan(read_config_file(stack_file("dev")))
+    assert not result.violations, result.violations
+    return result.outputs, result.resources
+
+
+def dev_outputs() -> dict[str, Any]:
+    """`pulumi stack output --json` of the dev stack, from the real program."""
+    return copy.deepcopy(_dev_plan()[0])
+
+
+def dev_export() -> dict[str, Any]:
+    """A `pulumi stack export` (version 3) of the dev stack, from the resources the real program registers."""
+    outputs, resources = copy.deepcopy(_dev_plan())
+    rows: list[dict[str, Any]] = [{
+        "urn": "urn:pulumi:dev::linked-apps::pulumi:pulumi:Stack::linked-apps-dev", "custom": False,
+        "type": "pulumi:pulumi:Stack",
+        "outputs": {**outputs, "saas_client_secrets": ciphertext()},
+    }]
+    for res in resources:
+        inputs = dict(res["inputs"])
+        outputs_ = {**inputs, "id": res["id"]}
+        if res["type"] == APP:  # Cloudflare's outputs, as the mock engine made them up for the stack outputs
+            made = outputs["apps"][inputs["name"]]
+            outputs_["aud"] = made["aud"]
+            if isinstance(inputs.get("saasApp"), dict):
+                inputs["saasApp"] = {**inputs["saasApp"], "clientSecret": ciphertext()}
+                outputs_["saasApp"] = {**inputs["saasApp"], "clientId": made["client_id"]}
+        rows.append({"urn": f"urn:pulumi:dev::linked-apps::{res['type']}::{res['name']}", "custom": True,
+                     "id": res["id"], "type": res["type"], "inputs": inputs, "outputs": outputs_})
+    return {"version": 3, "deployment": {"manifest": {"version": "3.200.0"}, "resources": rows}}
+
+
+def dev_app(name: str) -> dict[str, Any]:
+    return _dev_plan()[0]["apps"][name]
+
+
+UID = {n: f"00000000-0000-4000-8000-00000000000{i}" for i, n in enumerate(
+    ["front", "batch", "intruder", "api", "reports", "portal", "plain"], start=1)}
+AUD = {n: f"{i:02d}" * 32 for i, n in enumerate(UID, start=1)}
+PORTAL_CLIENT_ID = "c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6"
+
+
+def _lat(uid: str) -> dict[str, Any]:
+    # Engine state may spell out every selector, unset ones null.
+    return {"email": None, "everyone": None, "linkedAppToken": {"appUid": uid}}
+
+
+def handmade_export() -> dict[str, Any]:
+    """Trust made outside linked-apps: inline policies, require/exclude, an unattached policy, a SaaS target,
+    an unrelated resource and ciphertext secrets.
+
+    front -> api          inline non_identity include front
+    batch -> api          reusable P-EXCL: include batch, intruder; exclude intruder
+    batch -> reports      P-REQ: include front, batch; require batch (front fails the require)
+    intruder              named by P-ORPHAN, attached to nothing
+    front -> portal       a linked rule on a SaaS app: never grants
+    portal (SaaS) -> api  inline non_identity include portal (Bearer flow)
+    """
+    def app(name: str, typ: str, policies: list[Any], **extra: Any) -> dict[str, Any]:
+        outputs = {"accountId": "0" * 32, "name": name, "type": typ, "aud": AUD[name], "id": UID[name],
+                   "policies": policies, **extra}
+        return {"urn": f"urn:pulumi:prod::other::{APP}::{name}", "custom": True, "id": UID[name], "type": APP,
+                "inputs": {k: v for k, v in outputs.items() if k not in ("aud", "id")}, "outputs": outputs}
+
+    def policy(pid: str, name: str, **rules: Any) -> dict[str, Any]:
+        outputs = {"accountId": "0" * 32, "name": name, "decision": "non_identity", "id": pid, **rules}
+        return {"urn": f"urn:pulumi:prod::other::{POLICY}::{pid}", "custom": True, "id": pid, "type": POLICY,
+                "inputs": outputs, "outputs": outputs}
+
+    inline_front = {"name": "front may call", "decision": "non_identity", "includes": [_lat(UID["front"])],
+                    "precedence": 1}
+    inline_portal = {"name": "portal may call", "decision": "non_identity", "includes": [_lat(UID["portal"])],
+                     "precedence": 3}
+    resources = [
+        {"urn": "urn:pulumi:prod::other::pulumi:pulumi:Stack::other-prod", "custom": False,
+         "type": "pulumi:pulumi:Stack", "outputs": {"team_domain": TEAM, "db_password": ciphertext()}},
+        {"urn": "urn:pulumi:prod::other::cloudflare:index/dnsRecord:DnsRecord::www", "custom": True,
+         "type": "cloudflare:index/dnsRecord:DnsRecord", "id": "rec1", "inputs": {"name": "www"},
+         "outputs": {"name": "www", "content": ciphertext()}},
+        policy("p-excl", "batch but not intruder",
+               includes=[_lat(UID["batch"]), _lat(UID["intruder"])], excludes=[_lat(UID["intruder"])]),
+        policy("p-req", "front or batch, batch required",
+               includes=[_lat(UID["front"]), _lat(UID["batch"])], requires=[_lat(UID["batch"])]),
+        policy("p-orphan", "intruder (attached nowhere)", includes=[_lat(UID["intruder"])]),
+        policy("p-portal", "front to portal", includes=[_lat(UID["front"])]),
+        app("front", "self_hosted", [], domain="front.acme.com"),
+        app("batch", "self_hosted", [], domain="batch.acme.com"),
+        app("intruder", "self_hosted", [], domain="intruder.acme.com"),
+        app("plain", "self_hosted", [], domain="plain.acme.com"),
+        app("api", "self_hosted", [inline_front, {"id": "p-excl", "precedence": 2}, inline_portal],
+            domain="api.acme.com"),
+        app("reports", "self_hosted", [{"id": "p-req", "precedence": 1}], domain="reports.acme.com"),
+        app("portal", "saas", [{"id": "p-portal", "precedence": 1}],
+            saasApp={"authType": "oidc", "clientId": PORTAL_CLIENT_ID, "clientSecret": ciphertext()}),
+    ]
+    return {"version": 3, "deployment": {"manifest": {}, "secrets_providers": {"type": "passphrase"},
+                                         "resources": resources}}
+
+
+# -- keys and tokens -------------------------------------------------------------------------------------
+def _b64(n: int) -> str:
+    return urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+
+class SigningKey:
+    """An RSA key pair named by `kid`, minting tokens with PyJWT."""
+
+    def __init__(self, kid: str, bits: int = 2048) -> None:
+        self.kid = kid
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        self.public = self.private.public_key()
+
+    def jwk(self) -> dict[str, str]:
+        numbers = self.public.public_numbers()
+        return {"kid": self.kid, "kty": "RSA", "alg": "RS256", "use": "sig", "e": _b64(numbers.e), "n": _b64(numbers.n)}
+
+    def mint(self, claims: dict[str, Any], *, headers: dict[str, Any] | None = None, kid: str | None = None) -> str:
+        return jwt.encode(claims, self.private, algorithm="RS256",
+                          headers={"kid": self.kid if kid is None else kid, **(headers or {})})
+
+
+def jwks(*keys: SigningKey) -> dict[str, Any]:
+    """The certs document: `keys` plus the `public_cert` fields a verifier must not rely on."""
+    return {"keys": [k.jwk() for k in keys], "public_cert": {"kid": "ignored", "cert": "-----BEGIN CERT..."},
+            "public_certs": []}
+
+
+def app_claims(aud: str | list[str], *, now: float | None = None, ttl: float = 600, **extra: Any) -> dict[str, Any]:
+    """Claims of a Cloudflare Access application token (CLOUDFLARE.md)."""
+    now = time.time() if now is None else now
+    claims = {"aud": aud if isinstance(aud, list) else [aud], "email": "ann@acme.com", "exp": int(now + ttl),
+              "iat": int(now), "nbf": int(now), "iss": ISSUER, "type": "app", "identity_nonce": "n0nce",
+              "sub": "7335d417-61da-459d-899c-0a01c76a2f94", "country": "NL"}
+    claims.update(extra)
+    return claims
+
+
+def saas_claims(client_id: str, *, now: float | None = None, ttl: float = 600, **extra: Any) -> dict[str, Any]:
+    """Claims of an Access-for-SaaS OIDC ID token (unverified format, CLOUDFLARE.md)."""
+    now = time.time() if now is None else now
+    claims = {"aud": client_id, "email": "ann@acme.com", "exp": int(now + ttl), "iat": int(now),
+              "iss": f"{ISSUER}/cdn-cgi/access/sso/oidc/{client_id}", "sub": "7335d417-61da-459d-899c-0a01c76a2f94",
+              "name": "Ann"}
+    claims.update(extra)
+    return claims
+
+
+class Clock:
+    """An injectable clock: tests move time instead of sleeping."""
+
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+# -- a real JWKS server on loopback ----------------------------------------------------------------------
+Route = Callable[[], tuple[int, bytes]]
+
+
+class JwksServer:
+    """A threaded HTTP server on 127.0.0.1 (ephemeral port). `routes[path]` answers `(status, body)`; `hits`
+    counts requests per path; `delay[path]` holds an answer up to that many seconds (released on close)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.hits: dict[str, int] = {}
+        self.delay: dict[str, float] = {}
+        self._release = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                path = self.path
+                server.hits[path] = server.hits.get(path, 0) + 1
+                if path in server.delay:
+                    server._release.wait(server.delay[path])
+                route = server.routes.get(path)
+                status, body = route() if route else (404, b"not found")
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the client gave up (timeout test)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def serve_json(self, path: str, doc: Any) -> None:
+        body = json.dumps(doc).encode()
+        self.routes[path] = lambda: (200, body)
+
+    def close(self) -> None:
+        self._release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> JwksServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+CERTS = "/cdn-cgi/access/certs"
+
+
+def saas_jwks_path(client_id: str) -> str:
+    return f"/cdn-cgi/access/sso/oidc/{client_id}/jwks"
