@@ -18,7 +18,7 @@ from .errors import UnknownAppError
               default=None, help="Check the assertions against deployed trust: a `pulumi stack export` or "
                                  "`pulumi stack output --json` file ('-' reads standard input).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text for people, json for scripts ({against, state, assertions, violations}).")
+              help="text for people, json for scripts ({against, state, assertions, not_deployed, violations}).")
 def check_command(stack: str | None, config: Path | None, project_dir: Path | None, state: Path | None,
                   fmt: str) -> None:
     """Check the stack's trust assertions (linked-apps:assertions).
@@ -29,10 +29,13 @@ def check_command(stack: str | None, config: Path | None, project_dir: Path | No
     an assertion fails, 2 when the input cannot be used (including an assertion naming an app the state lacks).
     """
     topology, where = desired_topology(stack, config, project_dir)
+    absent: list[str] = []
     if state is None:
         against, violations = f"desired trust, {where}", topology.violations()
     else:
         graph = deployed_graph(state)
+        named = (name for assertion in topology.assertions for _, name in assertion.app_refs())
+        absent = sorted({name for name in named if name not in graph.apps})
         try:
             violations = topology.assertion_violations(graph)
         except UnknownAppError as exc:
@@ -42,6 +45,7 @@ def check_command(stack: str | None, config: Path | None, project_dir: Path | No
         click.echo(json.dumps({"against": "deployed" if state is not None else "desired",
                                "state": str(state) if state is not None else None,
                                "assertions": len(topology.assertions),
+                               "not_deployed": absent,
                                "violations": [v.as_dict() for v in violations]}, indent=2))
     else:
         n = len(topology.assertions)
@@ -51,4 +55,6 @@ def check_command(stack: str | None, config: Path | None, project_dir: Path | No
         else:
             what = "rules and " if state is None else ""
             click.echo(f"ok: the {what}{n} assertion{'s' if n != 1 else ''} hold on {against}")
+        if absent:
+            click.echo(f"note: not in the deployed state, so linked to nothing there: {', '.join(absent)}")
     raise SystemExit(1 if violations else 0)

@@ -40,19 +40,25 @@ def unknown_app_problems(
     return problems
 
 
-def check_assertions(assertions: Sequence[AssertionSpec], graph: TrustGraph, key: str) -> list[Violation]:
+def check_assertions(
+    assertions: Sequence[AssertionSpec], graph: TrustGraph, key: str, declared: Collection[str] | None = None
+) -> list[Violation]:
     """One violation per assertion that does not hold on `graph`; `key` is where they live in config.
 
-    An assertion naming an app that is not in the graph is no verdict at all: UnknownAppError lists them.
+    Every app an assertion names must be `declared` (default: in the graph), else UnknownAppError lists them:
+    a misspelt name is no verdict at all. A declared app missing from the graph (deployed state from before
+    it was added) has no links there: `deny`, `only` and `never_reaches` about it hold, `allow` and
+    `reaches` fail and say it is missing.
     """
-    problems = unknown_app_problems(assertions, graph.apps, "in this trust graph", key)
+    known = graph.apps if declared is None else declared
+    problems = unknown_app_problems(assertions, known, "in this trust graph" if declared is None else "declared", key)
     if problems:
         raise UnknownAppError("assertions name apps that do not exist:\n" + "\n".join(f"  - {p}" for p in problems))
     searches: dict[str, Reach] = {}
 
     def reach_of(app: str) -> Reach:
         if app not in searches:
-            searches[app] = reach(graph, app)
+            searches[app] = reach(graph, app) if app in graph.apps else Reach(app, {}, {})
         return searches[app]
 
     found: list[Violation] = []
@@ -76,8 +82,9 @@ def _failure(
         src, dst = assertion.source, assertion.target
         direct = [link for link in graph.links_from(src) if link.target == dst]
         if assertion.expect == "allow" and not direct:
-            return (f"there is no link {src} -> {dst}: no policy on {dst} admits a token issued for {src}; "
-                    f"add the link, or change the assertion if {src} must not call {dst}", (src, dst))
+            return (f"there is no link {src} -> {dst}{_absent(graph, src, dst)}: no policy on {dst} admits a token "
+                    f"issued for {src}; add the link, or change the assertion if {src} must not call {dst}",
+                    (src, dst))
         if assertion.expect == "deny" and direct:
             return (f"the link {src} -> {dst} exists (policy {_policy(direct[0])}); remove it, or change the "
                     "assertion if this trust is intended", (src, dst))
@@ -97,7 +104,8 @@ def _failure(
         if not missing:
             return None
         reached = f"it reaches {_names(list(found))}" if len(found) else "it reaches no app"
-        return (f"no chain of links carries {src}'s user identity to {_names(missing)} ({reached}); add a link "
+        return (f"no chain of links carries {src}'s user identity to {_names(missing)} "
+                f"({reached}{_absent(graph, src, *missing, lead='; ')}); add a link "
                 f"into {_names(missing)} from {src} or from an app it reaches", (src, *missing))
     if isinstance(assertion, NeverReachesAssertion):
         src, found = assertion.source, reach_of(assertion.source)
@@ -107,6 +115,14 @@ def _failure(
         paths = "; ".join(f"{src} reaches {app} through {render_path(found.path(app))}" for app in hits)
         return f"{paths}; remove a link on each path", (src, *hits)
     raise TypeError(f"not an assertion: {assertion!r}")  # pragma: no cover - the config model admits no other
+
+
+def _absent(graph: TrustGraph, *apps: str, lead: str = " (") -> str:
+    missing = [app for app in dict.fromkeys(apps) if app not in graph.apps]
+    if not missing:
+        return ""
+    note = f"{_names(missing)} {'is' if len(missing) == 1 else 'are'} not in this trust graph"
+    return f"{lead}{note}" + (")" if lead == " (" else "")
 
 
 def _policy(link: Link) -> str:

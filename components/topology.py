@@ -362,9 +362,12 @@ class Topology(_Spec):
     def assertion_violations(self, graph: TrustGraph) -> list[Violation]:
         """The assertions that fail on `graph`: the desired one, or one read from deployed state.
 
-        UnknownAppError when an assertion names an app the graph does not have.
+        UnknownAppError when an assertion names an app not declared under `apps`; a declared app missing from
+        `graph` (not deployed yet) has no links there.
         """
-        return check_assertions(self.assertions, graph, f"{NAMESPACE}:assertions") if self.assertions else []
+        if not self.assertions:
+            return []
+        return check_assertions(self.assertions, graph, f"{NAMESPACE}:assertions", declared=self.apps)
 
     def trust_graph(self) -> TrustGraph:
         """The desired trust: uids and AUD tags of apps managed here are unknown until they are created."""
