@@ -3,12 +3,14 @@ and an Access-for-SaaS OIDC app (e.g. an MCP server) that can call one.
 
 Pulumi edge: imports pulumi_cloudflare. Arguments are checked before the component registers, so a bad
 call fails the preview with a message, not a half-built component.
+
+The component provider (provider/) serves these classes to other languages and infers its schema from their
+annotations and field docstrings at runtime: hence no `from __future__ import annotations`, and Args TypedDicts
+that spell out their shared fields (the schema reads only fields written in a class's own body).
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
-from typing import Optional, TypedDict
+from typing import Optional, TypedDict, Union
 
 import pulumi
 import pulumi_cloudflare as cloudflare
@@ -19,28 +21,26 @@ from .rules import policy_attachments
 _PKG = "linked-apps:index"
 
 
-class _AccessAppArgs(TypedDict):
+class SelfHostedAppArgs(TypedDict):
     account_id: pulumi.Input[str]
     """The Cloudflare account id."""
-    allow_email_domains: NotRequired[Sequence[str]]
-    """The app's own `allow` policy for people: users whose email is in these domains (e.g. `acme.com`)."""
-    policy_ids: NotRequired[Sequence[pulumi.Input[str]]]
-    """Existing reusable policies to attach first, in this order; the app's own policies are never displaced."""
-    session_duration: NotRequired[str]
-    """How long an Access session to this app lasts, e.g. `24h`."""
-
-
-class SelfHostedAppArgs(_AccessAppArgs):
     domain: NotRequired[pulumi.Input[str]]
     """The app's primary domain, e.g. `payroll.acme.com`. Give this or `destinations`."""
     destinations: NotRequired[Sequence[str]]
     """Public hostnames/paths the app covers, e.g. `payroll.acme.com/api`. Give this or `domain`."""
+    allow_email_domains: NotRequired[Sequence[str]]
+    """The app's own `allow` policy for people: users whose email is in these domains (e.g. `acme.com`)."""
+    policy_ids: NotRequired[Sequence[pulumi.Input[str]]]
+    """Existing reusable policies to attach first, in this order; the app's own policies are never displaced."""
     linked_app_policy_ids: NotRequired[Sequence[pulumi.Input[str]]]
-    """`policy_id` outputs of LinkedAppTrust components: the apps whose user tokens this app accepts.
-    Attached after the app's own policies."""
+    """LinkedAppTrust policy ids, one per app whose user tokens this app accepts; attached after the app's own."""
+    session_duration: NotRequired[str]
+    """How long an Access session to this app lasts, e.g. `24h`."""
 
 
-class SaasAppArgs(_AccessAppArgs):
+class SaasAppArgs(TypedDict):
+    account_id: pulumi.Input[str]
+    """The Cloudflare account id."""
     redirect_uris: Sequence[str]
     """OIDC redirect URIs of the SaaS app (absolute https URLs)."""
     scopes: NotRequired[Sequence[str]]
@@ -49,6 +49,12 @@ class SaasAppArgs(_AccessAppArgs):
     """OIDC grant types; default `authorization_code`."""
     access_token_lifetime: NotRequired[str]
     """Lifetime of the OIDC access token, `1m` to `24h`."""
+    allow_email_domains: NotRequired[Sequence[str]]
+    """The app's own `allow` policy for people: users whose email is in these domains (e.g. `acme.com`)."""
+    policy_ids: NotRequired[Sequence[pulumi.Input[str]]]
+    """Existing reusable policies to attach first, in this order; the app's own policies are never displaced."""
+    session_duration: NotRequired[str]
+    """How long an Access session to this app lasts, e.g. `24h`."""
 
 
 def _fail(component: str, name: str, problem: str) -> None:
@@ -56,7 +62,7 @@ def _fail(component: str, name: str, problem: str) -> None:
 
 
 def _own_policies(
-    parent: pulumi.Resource, name: str, args: _AccessAppArgs
+    parent: pulumi.Resource, name: str, args: Union[SelfHostedAppArgs, SaasAppArgs]
 ) -> list[pulumi.Input[str]]:
     """The app's own policies: the optional email-domain allow policy, then the listed existing ones."""
     own: list[pulumi.Input[str]] = []

@@ -5,9 +5,10 @@ policy (`SelfHostedAppArgs.linked_app_policy_ids`), because Cloudflare attaches 
 through the app's own `policies` list. The component resolves the source's uid from whichever handle the
 caller has: a uid (a managed app's `uid` output or an existing app's), a lookup by Cloudflare name, or an
 output of another stack.
-"""
 
-from __future__ import annotations
+The component provider (provider/) infers its schema from the annotations and field docstrings at runtime: hence
+no `from __future__ import annotations`.
+"""
 
 from typing import Any, Optional, TypedDict
 
@@ -27,13 +28,13 @@ class LinkedAppTrustArgs(TypedDict):
     source_uid: NotRequired[pulumi.Input[str]]
     """The source app's uid: a managed app's `uid` output, or an existing app's UUID."""
     lookup: NotRequired[bool]
-    """Find the source at deploy time by `source_name` (an existing app this program does not manage)."""
+    """Find the source at deploy time by its Cloudflare name (an existing app this program does not manage)."""
     source_stack: NotRequired[str]
     """Another stack (`org/project/stack`) that manages the source app."""
     source_stack_output: NotRequired[str]
-    """With `source_stack`: an output of that stack holding the uid."""
+    """With a source stack: the output of that stack that holds the uid."""
     source_stack_app: NotRequired[str]
-    """With `source_stack`: the app's name in that stack's `apps` output (as linked-apps exports it)."""
+    """With a source stack: the app's name in that stack's `apps` output (as linked-apps exports it)."""
     source_type: NotRequired[str]
     """The source app's declared type (`self_hosted` or `saas`); checked against the looked-up app."""
 
@@ -61,7 +62,7 @@ class LinkedAppTrust(pulumi.ComponentResource):
     """A reusable `non_identity` policy whose include names one source app: `linked_app_token.app_uid`."""
 
     policy_id: pulumi.Output[str]
-    """The reusable policy's id: pass it to the receiving SelfHostedApp's `linked_app_policy_ids`."""
+    """The reusable policy's id: list it in the linked app policy ids of every SelfHostedApp that trusts the source."""
     source_uid: pulumi.Output[str]
     """The resolved uid of the source app."""
 
