@@ -83,11 +83,16 @@ def _policy(link: Link) -> str:
     return repr(link.policy_name) if link.policy_name else (link.policy_id or "no policy known")
 
 
-def _table(found: Reach) -> list[str]:
-    entries = _entries(found)
-    width = max((len(str(e["app"])) for e in entries), default=0)
-    return [f"  {e['app']:<{width}}  {e['hops']} hop{'s' if e['hops'] != 1 else ' '}  {' -> '.join(e['path'])}"
-            for e in entries]
+def _table(found: Reach, *, policy_into_origin: bool = False) -> list[str]:
+    """One row per app: hops and shortest path; for callers, the policy on the origin that lets the chain in."""
+    rows = []
+    for app in sorted(found, key=lambda a: (found.hops[a], a)):
+        links = found.path(app)
+        hops = found.hops[app]
+        rows.append((app, f"{hops} hop{'s' if hops != 1 else ' '}", render_path(links),
+                     f"by policy {_policy(links[-1])}" if policy_into_origin else ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return [f"  {a:<{widths[0]}}  {h:<{widths[1]}}  {p:<{widths[2]}}  {x}".rstrip() for a, h, p, x in rows]
 
 
 @click.command("reach")
@@ -133,10 +138,7 @@ def who_calls_command(app: str, stack: str | None, config: Path | None, project_
     direct = sum(1 for a in found if found.hops[a] == 1)
     click.echo(f"{len(found)} app{'s' if len(found) != 1 else ''} can reach {found.origin}, {direct} directly "
                f"({label}):")
-    click.echo("\n".join(_table(found)))
-    into = {link.source: link for link in graph.links_into(found.origin)}
-    click.echo("Policies on " + found.origin + ":")
-    click.echo("\n".join(f"  {src}: {_policy(link)}" for src, link in sorted(into.items())))
+    click.echo("\n".join(_table(found, policy_into_origin=True)))
 
 
 def render_explanation(ex: Explanation, label: str) -> str:

@@ -1,4 +1,4 @@
-"""Paths through the trust graph: how far a user's identity travels along links, and from where it arrives.
+"""Paths through the trust graph: how far a user's identity travels along links, from where it arrives, and why.
 
 Pure module: no Pulumi, no I/O. Identities flow along chains: B receives its own Access JWT for the user and
 can forward it to C if C trusts B, so reach is transitive along links. Every function is one breadth-first

@@ -97,13 +97,21 @@ def test_reach_on_deployed_state_carries_policy_ids(state, outputs):
 def test_who_calls_lists_direct_callers_and_chains():
     r = run("who-calls", "ledger", "--stack", "dev")
     assert r.exit_code == 0, r.output
-    assert r.output.splitlines()[:4] == [
+    assert r.output.splitlines() == [
         "3 apps can reach ledger, 1 directly (desired trust, stack dev):",
-        "  payroll-api  1 hop   payroll-api -> ledger",
-        "  hr-portal    2 hops  hr-portal -> payroll-api -> ledger",
-        "  mcp-server   2 hops  mcp-server -> payroll-api -> ledger",
+        "  payroll-api  1 hop   payroll-api -> ledger                by policy 'Linked app token: payroll-api'",
+        "  hr-portal    2 hops  hr-portal -> payroll-api -> ledger   by policy 'Linked app token: payroll-api'",
+        "  mcp-server   2 hops  mcp-server -> payroll-api -> ledger  by policy 'Linked app token: payroll-api'",
     ]
-    assert "  payroll-api: 'Linked app token: payroll-api'" in r.output
+
+
+def test_who_calls_text_on_deployed_state_names_policy_ids(drifted):
+    r = run("who-calls", "payroll-api", "--state", drifted)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0] == f"4 apps can reach payroll-api, 3 directly (deployed trust in {drifted}):"
+    assert "  legacy-crm  1 hop   legacy-crm -> payroll-api           by policy 'Linked app token: legacy-crm' " \
+           "(pol-by-hand)" in lines
 
 
 def test_who_calls_json_on_deployed_drift(drifted):
@@ -235,6 +243,18 @@ def test_check_reports_rules_and_assertions_of_a_desired_config(tmp_path, _dev_c
     assert r.exit_code == 1
     rules = [v["rule"] for v in json.loads(r.output)["violations"]]
     assert rules == ["target-not-self-hosted", "assertion", "assertion"]
+
+
+def test_diff_reports_assertions_on_the_desired_side(tmp_path, _dev_config, state):
+    values = copy.deepcopy(_dev_config)
+    values["linked-apps:links"].append({"from": "legacy-crm", "to": "payroll-api"})
+    path = tmp_path / "Pulumi.pr.yaml"
+    path.write_text(yaml.safe_dump({"config": values}))
+    doc = json.loads(run("diff", "--config", path, "--against", state, "--format", "json").output)
+    assert doc["added"] == [{"from": "legacy-crm", "to": "payroll-api"}]
+    assert [v["message"].split(" {")[0] for v in doc["violations"]] == [
+        "assertion 'payroll callers' (linked-apps:assertions[0])",
+        "assertion 'CRM stays out of finance' (linked-apps:assertions[2])"]
 
 
 # -- startup --------------------------------------------------------------------------------------------------
