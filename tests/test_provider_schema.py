@@ -156,25 +156,71 @@ def test_list_inputs_take_inputs_as_items_where_python_accepts_outputs(entry, sc
     assert self_hosted["allowEmailDomains"]["items"].get("plain") is True  # read while the component is built
 
 
-def test_the_real_plugin_serves_the_same_schema(provider):
-    """Start provider/ as the Python language host does (`python provider/ <engine>`) and ask for its schema."""
-    import grpc
-    from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory):
+    """provider/ started as the Python language host starts it (`python provider/ <engine>`), and a gRPC stub.
 
-    proc = subprocess.Popen([sys.executable, str(ENTRY.parent), "127.0.0.1:1"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    A stand-in resource monitor answers the one call a construct makes before the component runs.
+    """
+    from concurrent import futures
+
+    import grpc
+    from pulumi.runtime.proto import provider_pb2_grpc, resource_pb2, resource_pb2_grpc
+
+    class Monitor(resource_pb2_grpc.ResourceMonitorServicer):
+        def SupportsFeature(self, request, context):
+            return resource_pb2.SupportsFeatureResponse(hasSupport=True)
+
+    monitor = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    resource_pb2_grpc.add_ResourceMonitorServicer_to_server(Monitor(), monitor)
+    monitor_port = monitor.add_insecure_port("127.0.0.1:0")
+    monitor.start()
+    log = tmp_path_factory.mktemp("plugin") / "stderr.txt"
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen([sys.executable, str(ENTRY.parent), "127.0.0.1:1"], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=stderr)
     try:
         port = proc.stdout.readline().decode().strip()
-        assert port.isdigit(), f"the plugin did not print its port: {proc.stderr.read().decode()[-2000:]}"
+        assert port.isdigit(), f"the plugin did not print its port: {log.read_text()[-2000:]}"
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = provider_pb2_grpc.ResourceProviderStub(channel)
-            served = stub.GetSchema(provider_pb2.GetSchemaRequest(version=0), timeout=30)
+            yield provider_pb2_grpc.ResourceProviderStub(channel), f"127.0.0.1:{monitor_port}"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         proc.stdout.close()
-        proc.stderr.close()
+        monitor.stop(None)
+
+
+def test_the_real_plugin_serves_the_same_schema(plugin, provider):
+    from pulumi.runtime.proto import provider_pb2
+
+    stub, _ = plugin
+    served = stub.GetSchema(provider_pb2.GetSchemaRequest(version=0), timeout=30)
     assert json.loads(served.schema) == json.loads(provider.schema)
+
+
+@pytest.mark.parametrize("inputs, code, message", [
+    ({"domain": "payroll.acme.com"}, "INVALID_ARGUMENT", "Missing required input 'accountId' on 'SelfHostedApp'"),
+    ({"accountId": ACCOUNT}, "UNKNOWN", "SelfHostedApp 'payroll-api': give `domain` (e.g. payroll.acme.com) or"),
+])
+def test_the_real_plugin_reports_bad_inputs_with_the_components_message(entry, plugin, inputs, code, message):
+    """What the engine receives when a YAML or TypeScript program gets an argument wrong."""
+    import grpc
+    from google.protobuf import struct_pb2
+    from pulumi.runtime.proto import provider_pb2
+
+    stub, monitor = plugin
+    struct = struct_pb2.Struct()
+    struct.update(inputs)
+    request = provider_pb2.ConstructRequest(project="hr-trust", stack="dev", name="payroll-api", dryRun=True,
+                                            type=f"{entry.PACKAGE}:index:SelfHostedApp", inputs=struct,
+                                            monitorEndpoint=monitor)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Construct(request, timeout=30)
+    assert caught.value.code().name == code
+    details = caught.value.details() + "".join(
+        value.decode(errors="replace") for _, value in caught.value.trailing_metadata() or () if isinstance(value, bytes))
+    assert message in details
 
 
 # --- constructing through the provider, as the engine does for other languages ------------------------------
