@@ -417,8 +417,10 @@ def typescript_components(code: str, package_alias: str) -> list[tuple[str, str,
 
 def test_readme_typescript_example_uses_the_schemas_names(entry, schema):
     code = readme_example("typescript")
-    match = re.search(rf'import \* as (\w+) from "@pulumi/{entry.PACKAGE}";', code)
-    assert match, "import the SDK generated for the package"
+    # The name `pulumi package add` gives the generated npm package (Pulumi's nodejs codegen rule).
+    npm = f"@{schema['namespace']}/{schema['name']}" if schema.get("namespace") else f"@pulumi/{schema['name']}"
+    match = re.search(rf'import \* as (\w+) from "{re.escape(npm)}";', code)
+    assert match, f"import the SDK generated for the package: {npm}"
     alias = match.group(1)
     declared = typescript_components(code, alias)
     assert len(declared) == len(re.findall(rf"new {alias}\.", code)) == 3
