@@ -23,50 +23,47 @@ POLICY = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
 
-def ciphertext(text: str = "v1:AAAA") -> dict[str, str]:
+def ciphertext(tag: str = "secret") -> dict[str, str]:
     """A secret value as `pulumi stack export` writes it without --show-secrets."""
-    return {SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270", "ciphertext": text}
+    from tests._review_export import secret
+
+    return secret(tag)
 
 
 # -- deployed state --------------------------------------------------------------------------------------
-@functools.cache
-def _dev_plan() -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from components.plan import plan, read_config_file, stack_file
+def _dev_plan() -> Any:
+    from tests._review_export import dev_config, planned
 
-    result = plan(read_config_file(stack_file("dev")))
+    result = planned(dev_config(), "dev")
     assert not result.violations, result.violations
-    return result.outputs, result.resources
+    return result
 
 
 def dev_outputs() -> dict[str, Any]:
     """`pulumi stack output --json` of the dev stack, from the real program."""
-    return copy.deepcopy(_dev_plan()[0])
+    return copy.deepcopy(_dev_plan().outputs)
 
 
 def dev_export() -> dict[str, Any]:
-    """A `pulumi stack export` (version 3) of the dev stack, from the resources the real program registers."""
-    outputs, resources = copy.deepcopy(_dev_plan())
-    rows: list[dict[str, Any]] = [{
-        "urn": "urn:pulumi:dev::linked-apps::pulumi:pulumi:Stack::linked-apps-dev", "custom": False,
-        "type": "pulumi:pulumi:Stack",
-        "outputs": {**outputs, "saas_client_secrets": ciphertext()},
-    }]
-    for res in resources:
-        inputs = dict(res["inputs"])
-        outputs_ = {**inputs, "id": res["id"]}
-        if res["type"] == APP:  # Cloudflare's outputs, as the mock engine made them up for the stack outputs
-            made = outputs["apps"][inputs["name"]]
-            outputs_["aud"] = made["aud"]
-            if isinstance(inputs.get("saasApp"), dict):
-                inputs["saasApp"] = {**inputs["saasApp"], "clientSecret": ciphertext()}
-                outputs_["saasApp"] = {**inputs["saasApp"], "clientId": made["client_id"]}
-        rows.append({"urn": f"urn:pulumi:dev::linked-apps::{res['type']}::{res['name']}", "custom": True,
-                     "id": res["id"], "type": res["type"], "inputs": inputs, "outputs": outputs_})
-    return {"version": 3, "deployment": {"manifest": {"version": "3.200.0"}, "resources": rows}}
+    """`pulumi stack export` of the dev stack (the review fixtures' document), with what Cloudflare computes
+    (`aud`, `saasApp.clientId`) in each app's outputs, as the mock engine made them up for the stack outputs."""
+    from tests._review_export import export_document
+
+    result = _dev_plan()
+    doc = export_document(result)
+    for res in doc["deployment"]["resources"]:
+        if res["type"] != APP:
+            continue
+        made = result.outputs["apps"][res["outputs"]["name"]]
+        res["outputs"].setdefault("aud", made["aud"])
+        if isinstance(res["outputs"].get("saasApp"), dict):
+            res["outputs"]["saasApp"].setdefault("clientId", made["client_id"])
+            res["outputs"]["saasApp"].setdefault("clientSecret", ciphertext())
+    return doc
 
 
 def dev_app(name: str) -> dict[str, Any]:
-    return _dev_plan()[0]["apps"][name]
+    return _dev_plan().outputs["apps"][name]
 
 
 UID = {n: f"00000000-0000-4000-8000-00000000000{i}" for i, n in enumerate(
@@ -255,3 +252,18 @@ CERTS = "/cdn-cgi/access/certs"
 
 def saas_jwks_path(client_id: str) -> str:
     return f"/cdn-cgi/access/sso/oidc/{client_id}/jwks"
+
+
+def b64url(data: bytes) -> str:
+    return urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def raw_token(header: dict[str, Any], claims: Any, signature: bytes = b"") -> str:
+    """A compact JWS assembled by hand (for tokens no honest library would mint)."""
+    return ".".join([b64url(json.dumps(header).encode()), b64url(json.dumps(claims).encode()), b64url(signature)])
+
+
+@functools.cache
+def signing_key(kid: str) -> SigningKey:
+    """One RSA key per kid per test process (generation is the slow part)."""
+    return SigningKey(kid)

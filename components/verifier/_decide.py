@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..graph import App, TrustGraph
-from ..rules import can_receive_linked_trust, can_send_linked_token, evaluate_linked_policy, token_header
+from ..rules import (
+    LINKED_APP_TOKEN,
+    can_receive_linked_trust,
+    can_send_linked_token,
+    evaluate_linked_policy,
+    token_header,
+)
 
 CF_ACCESS_TOKEN = "cf-access-token"
 BEARER = "bearer"
@@ -78,9 +84,16 @@ def grant(graph: TrustGraph, target: App, sources: Sequence[App]) -> Grant:
         policy_name, why = named_by[0]
         return Grant(False, f"policy {policy_name!r} attached to {target.name} names {names} but does not "
                             f"admit it: {why}", first, policy_name)
-    attached = {p.id for p in graph.attached_policies(target.name)}
-    for policy in graph.policies.values():
-        if policy.id not in attached and policy.linked_uids() & uids:
-            return Grant(False, f"policy {policy.name!r} names {names} but is not attached to {target.name}; "
-                                "a policy grants only through the app's policies list", first, policy.name)
+    # Explain the near miss: a policy that would admit the source exists, but not on this app.
+    where: dict[str, list[str]] = {}
+    for app_name, attached in graph.attachments.items():
+        for pid, _ in attached:
+            where.setdefault(pid, []).append(app_name)
+    elsewhere = [p for p in graph.policies.values()
+                 if any(sel == LINKED_APP_TOKEN and uid in uids for sel, uid in p.include)]
+    for policy in sorted(elsewhere, key=lambda p: bool(where.get(p.id))):
+        on = where.get(policy.id)
+        attached_to = f"attached to {', '.join(sorted(on))}, not to {target.name}" if on else "attached to no app"
+        return Grant(False, f"policy {policy.name!r} names {names} but is {attached_to}; a policy grants only "
+                            "through the app's policies list", first, policy.name)
     return Grant(False, f"no policy attached to {target.name} has a linked_app_token rule for {names}", first)

@@ -87,7 +87,8 @@ class KeySet:
         self._fetched_at: float | None = None
         """When the current keys were fetched (None: never)."""
         self._attempted_at: float | None = None
-        self._attempts = 0
+        self._completed = 0
+        """Fetches finished (either way); a caller that waited for the lock compares it to skip a second fetch."""
         self._error: str | None = None
         """Why the last fetch failed (None: it succeeded)."""
         self._lock = threading.Lock()
@@ -142,13 +143,16 @@ class KeySet:
 
     def _refresh(self, now: float, *, wait: bool, unknown_kid: bool = False) -> None:
         """Fetch unless another thread is already fetching (then wait for it only if `wait`)."""
-        seen = self._attempts
+        seen = self._completed
         if not self._lock.acquire(blocking=wait):
             return
         try:
-            if self._attempts != seen:
-                return  # someone fetched while we waited: use their result
-            if not self._may_retry(now) and (unknown_kid or self._error is not None):
+            if self._completed != seen:
+                return  # a fetch finished while we waited: use its result
+            if unknown_kid or self._error is not None:
+                if not self._may_retry(now):
+                    return
+            elif self._fetched_at is not None and now < self.good_until:
                 return
             self._fetch()
         finally:
@@ -162,18 +166,19 @@ class KeySet:
 
     def _fetch(self) -> None:
         self.fetches += 1
-        self._attempts += 1
         self._attempted_at = self._clock()
         try:
             keys = parse_jwks(self._get())
         except Exception as exc:  # noqa: BLE001 - any failure keeps the last good set; the reason is kept
             self._error = _describe(exc)
+            self._completed += 1
             return
         removed = frozenset(kid for kid, old in self._keys.items()
                             if kid not in keys or keys[kid].public_numbers() != old.public_numbers())
         self._keys = keys
         self._fetched_at = self._clock()
         self._error = None
+        self._completed += 1
         if removed:
             for listener in list(self._listeners):
                 listener(self, removed)
