@@ -61,25 +61,27 @@ def diff_trust(desired: TrustGraph, deployed: TrustGraph, violations: Sequence[V
     """Compare desired trust with deployed trust; `violations` are the desired plan's rule violations.
 
     A deployed rule whose uid names no deployed app but names an app of the desired side by uid (an existing
-    app the state does not describe) counts as an edge from that app, rather than a phantom add plus a warning.
+    app the state does not describe) counts as an edge from that app (and the app as deployed), rather than a phantom add plus a warning.
     """
     want = desired.edges()
     have = set(deployed.edges())
+    deployed_apps = dict(deployed.apps)
     unknown: list[tuple[str, str]] = []
     for target, uid in deployed.unknown_uids:
         source = desired.by_uid(uid)
         if source is not None:
             have.add((source.name, target))
+            deployed_apps.setdefault(source.name, source)
         else:
             unknown.append((target, uid))
 
-    apps = {**deployed.apps, **desired.apps}
+    apps = {**deployed_apps, **desired.apps}
     return TrustDiff(
         added=tuple(sorted(want - have)),
         removed=tuple(sorted(have - want)),
         unchanged=tuple(sorted(want & have)),
-        apps_added=tuple(desired.apps[n] for n in sorted(desired.apps.keys() - deployed.apps.keys())),
-        apps_removed=tuple(deployed.apps[n] for n in sorted(deployed.apps.keys() - desired.apps.keys())),
+        apps_added=tuple(desired.apps[n] for n in sorted(desired.apps.keys() - deployed_apps.keys())),
+        apps_removed=tuple(deployed_apps[n] for n in sorted(deployed_apps.keys() - desired.apps.keys())),
         apps=apps,
         violations=tuple(violations),
         unknown_uids=tuple(sorted(set(unknown))),
