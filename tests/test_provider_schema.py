@@ -218,8 +218,8 @@ def test_the_real_plugin_reports_bad_inputs_with_the_components_message(entry, p
     with pytest.raises(grpc.RpcError) as caught:
         stub.Construct(request, timeout=30)
     assert caught.value.code().name == code
-    details = caught.value.details() + "".join(
-        value.decode(errors="replace") for _, value in caught.value.trailing_metadata() or () if isinstance(value, bytes))
+    trailers = caught.value.trailing_metadata() or ()
+    details = caught.value.details() + "".join(v.decode(errors="replace") for _, v in trailers if isinstance(v, bytes))
     assert message in details
 
 
@@ -373,7 +373,7 @@ REF = re.compile(r"\$\{([A-Za-z0-9_-]+)(?:\.([A-Za-z0-9_]+))?\}")
 
 def yaml_references(value: Any) -> list[tuple[str, str | None]]:
     if isinstance(value, str):
-        return REF.findall(value) and [(a, b or None) for a, b in REF.findall(value)]
+        return [(source, attr or None) for source, attr in REF.findall(value)]
     if isinstance(value, list):
         return [r for v in value for r in yaml_references(v)]
     if isinstance(value, dict):
@@ -508,7 +508,8 @@ def test_readme_yaml_through_the_provider_builds_what_the_python_example_builds(
     assert sorted(via_provider.resources, key=by_name) == sorted(direct.resources, key=by_name)
     assert yaml_outputs == python_outputs == {"payrollAud": fake_aud("payroll-api-app")}
     res = {r["name"]: r for r in direct.resources}
-    assert res["hr-portal-trust-policy"]["inputs"]["includes"] == [{"linkedAppToken": {"appUid": res["hr-portal-app"]["id"]}}]
+    hr_uid = res["hr-portal-app"]["id"]
+    assert res["hr-portal-trust-policy"]["inputs"]["includes"] == [{"linkedAppToken": {"appUid": hr_uid}}]
     assert res["payroll-api-app"]["inputs"]["policies"] == [
         {"id": res["payroll-api-allow"]["id"], "precedence": 1},
         {"id": res["hr-portal-trust-policy"]["id"], "precedence": 2},
