@@ -42,7 +42,9 @@ def deployed_graph(state: Path) -> TrustGraph:
         fail(str(exc))
 
 
-def load_graph(stack: str | None, config: Path | None, project: Path | None, state: Path | None) -> tuple[TrustGraph, str]:
+def load_graph(
+    stack: str | None, config: Path | None, project: Path | None, state: Path | None
+) -> tuple[TrustGraph, str]:
     """The trust graph to question, and a label for it: desired (`--stack`/`--config`) or deployed (`--state`)."""
     if sum(x is not None for x in (stack, config, state)) != 1:
         fail("give exactly one of --stack NAME, --config FILE (desired trust) or --state FILE (deployed trust)")
@@ -72,7 +74,7 @@ def _entries(found: Reach) -> list[dict[str, object]]:
     out = []
     for app in sorted(found, key=lambda a: (found.hops[a], a)):
         links = found.path(app)
-        out.append({"app": app, "hops": found.hops[app], "path": render_path(links).split(" -> "),
+        out.append({"app": app, "hops": found.hops[app], "path": [links[0].source, *(l.target for l in links)],
                     "links": [link.as_dict() for link in links]})
     return out
 
@@ -104,6 +106,7 @@ def reach_command(app: str, stack: str | None, config: Path | None, project_dir:
 
     Identities flow along chains: B receives its own Access JWT for the user and can forward it to C if C
     trusts B. This is the blast radius if APP were compromised. APP is a Cloudflare name, uid or domain.
+    JSON: {"app", "reaches": [{"app", "hops", "path", "links": [{"from", "to", "policy_id", "policy_name"}]}]}.
     Exit 0 with the answer, 2 when the input cannot be used (e.g. an unknown app).
     """
     graph, label = load_graph(stack, config, project_dir, state)
@@ -125,7 +128,8 @@ def who_calls_command(app: str, stack: str | None, config: Path | None, project_
                       state: Path | None, fmt: str) -> None:
     """Every app whose user identity can get to APP: direct callers (1 hop) and chains, shortest path each.
 
-    APP is a Cloudflare name, uid or domain. Exit 0 with the answer, 2 when the input cannot be used.
+    APP is a Cloudflare name, uid or domain. JSON: {"app", "callers": [...]}, entries as in `reach`.
+    Exit 0 with the answer, 2 when the input cannot be used.
     """
     graph, label = load_graph(stack, config, project_dir, state)
     found: Reach = _ask(callers, graph, app)
@@ -174,8 +178,10 @@ def explain_command(source: str, target: str, stack: str | None, config: Path | 
                     state: Path | None, fmt: str) -> None:
     """Can FROM's user identity reach TO? The shortest path and the policy that grants each hop, or the missing link.
 
-    FROM and TO are Cloudflare names, uids or domains. Exit 0 when a path exists, 1 when none does, 2 when the
-    input cannot be used.
+    FROM and TO are Cloudflare names, uids or domains. JSON: {"from", "to", "reachable", "path", "hops",
+    "missing"}; each hop names its policy (id, name, precedence on deployed state); `missing` (when there is
+    no path) holds the link to add, what each side reaches, and the rules such a link would break.
+    Exit 0 when a path exists, 1 when none does, 2 when the input cannot be used.
     """
     graph, label = load_graph(stack, config, project_dir, state)
     ex: Explanation = _ask(explain, graph, source, target)

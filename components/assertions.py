@@ -92,12 +92,15 @@ def _failure(
     if isinstance(assertion, OnlyCallersAssertion):
         dst, allowed = assertion.target, set(assertion.only)
         strays = [link for link in graph.links_into(dst) if link.source not in allowed]
-        if not strays:
+        # A deployed rule naming a uid of no known app admits a caller no list can name: it fails closed.
+        strangers = [uid for target, uid in graph.unknown_uids if target == dst]
+        if not strays and not strangers:
             return None
         sources = list(dict.fromkeys(link.source for link in strays))
-        shown = _names([f"{render_path([link])} (policy {_policy(link)})" for link in strays])
-        return (f"{dst} has callers outside the list: {shown}; remove those links, or add {_names(sources)} "
-                "to `only`", (dst, *sources))
+        shown = [f"{render_path([link])} (policy {_policy(link)})" for link in strays]
+        shown += [f"an app with uid {uid}, which is not in this trust graph" for uid in strangers]
+        fix = f", or add {_names(sources)} to `only`" if sources else ""
+        return f"{dst} has callers outside the list: {_names(shown)}; remove those links{fix}", (dst, *sources)
     if isinstance(assertion, ReachesAssertion):
         src, found = assertion.source, reach_of(assertion.source)
         missing = [app for app in assertion.reaches if app not in found]

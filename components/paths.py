@@ -186,7 +186,8 @@ def _hop(graph: TrustGraph, link: Link) -> Hop:
     if dst is None or not can_receive_linked_trust(dst.type):
         kind = dst.type if dst else "unknown"
         return Hop(link, header, policy, precedence, False,
-                   f"`{link.target}` is a {kind} app; Cloudflare honours linked_app_token rules only on self-hosted apps")
+                   f"`{link.target}` is a {kind} app; Cloudflare honours linked_app_token rules only on "
+                   "self-hosted apps")
     grants, reason = evaluate_linked_policy(policy.decision, policy.include, policy.require, policy.exclude,
                                             frozenset({src.uid}) if src and src.uid else frozenset())
     return Hop(link, header, policy, precedence, grants, reason)

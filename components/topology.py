@@ -444,7 +444,8 @@ def _known_fields(loc: tuple[Any, ...]) -> list[str]:
         model = LinkSpec
     elif loc[:1] == ("assertions",):
         # Inside an assertion of a known kind, only that kind's keys; otherwise any assertion key.
-        kinds = [_ASSERTION_MODELS[loc[2]]] if len(loc) > 2 and loc[2] in _ASSERTION_MODELS else _ASSERTION_MODELS.values()
+        tagged = len(loc) > 2 and loc[2] in _ASSERTION_MODELS
+        kinds = [_ASSERTION_MODELS[loc[2]]] if tagged else _ASSERTION_MODELS.values()
         return sorted({f.alias or n for m in kinds for n, f in m.model_fields.items()})
     elif loc[:1] == ("apps",):
         return sorted({f.alias or n for m in (SelfHostedAppSpec, SaasAppSpec, ExistingAppSpec, LookupAppSpec, StackAppSpec)

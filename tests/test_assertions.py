@@ -64,7 +64,8 @@ def test_each_kind_parses_from_its_own_key(dev_config):
         {"from": "legacy-crm", "never_reaches": ["ledger"], "description": "CRM is not finance"},
     ))
     a, b, c, d = topo.assertions
-    assert isinstance(a, LinkAssertion) and (a.source, a.target, a.expect, a.name) == ("hr-portal", "payroll-api", "allow", "hr pays")
+    assert isinstance(a, LinkAssertion)
+    assert (a.source, a.target, a.expect, a.name) == ("hr-portal", "payroll-api", "allow", "hr pays")
     assert isinstance(b, OnlyCallersAssertion) and b.only == []
     assert isinstance(c, ReachesAssertion) and c.reaches == ["ledger"]
     assert isinstance(d, NeverReachesAssertion) and d.description == "CRM is not finance"
@@ -91,7 +92,8 @@ def test_each_kind_parses_from_its_own_key(dev_config):
     ({"from": "hr-portal", "reaches": []}, "linked-apps:assertions[0].reaches: List should have at least 1 item"),
     ({"to": "ledger", "only": ["payroll-api"], "from": "hr-portal"},
      "linked-apps:assertions[0].from: unknown key; known keys: description, name, only, to"),
-    ({"to": "ledger", "only": ["payroll-api"], "nmae": "x"}, "linked-apps:assertions[0].nmae: unknown key; did you mean `name`?"),
+    ({"to": "ledger", "only": ["payroll-api"], "nmae": "x"},
+     "linked-apps:assertions[0].nmae: unknown key; did you mean `name`?"),
     ({"only": ["payroll-api"]}, "linked-apps:assertions[0].to: required key is missing"),
 ])
 def test_assertion_errors_name_the_key_path(dev_config, assertion, expected):
@@ -257,3 +259,21 @@ def test_a_declared_app_not_deployed_yet_has_no_links(dev_config, dev_outputs, a
     assert (found == []) is holds
     if not holds:
         assert "ledger is not in this trust graph" in found[0].message
+
+
+def test_a_deployed_rule_naming_an_unknown_uid_breaks_only_fail_closed(dev_config):
+    """A policy on payroll-api trusting a uid of no app in the state: some caller no `only` list can name."""
+    from components.state import APP_TYPE, POLICY_TYPE, graph_from_resources
+
+    stranger = "99999999-9999-4999-8999-999999999999"
+    deployed = graph_from_resources([
+        {"type": APP_TYPE, "id": "11111111-1111-4111-8111-111111111111",
+         "props": {"name": "payroll-api", "type": "self_hosted", "policies": [{"id": "pol-x", "precedence": 1}]}},
+        {"type": POLICY_TYPE, "id": "pol-x",
+         "props": {"name": "who is this", "decision": "non_identity",
+                   "includes": [{"linkedAppToken": {"appUid": stranger}}]}},
+    ])
+    topo = topology_from_config(with_assertions(dev_config, {"to": "payroll-api", "only": ["hr-portal"]}))
+    [v] = topo.assertion_violations(deployed)
+    assert f"payroll-api has callers outside the list: an app with uid {stranger}, which is not in this trust graph; " \
+           "remove those links" in v.message
