@@ -6,12 +6,17 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
-from components.assertions import RULE
+from components.assertions import RULE, check_assertions
 from components.errors import ConfigError, UnknownAppError
+from components.graph import App, Link, TrustGraph
 from components.plan import plan
 from components.state import graph_from_outputs
 from components.topology import (
+    AssertionSpec,
     LinkAssertion,
     NeverReachesAssertion,
     OnlyCallersAssertion,
@@ -277,3 +282,23 @@ def test_a_deployed_rule_naming_an_unknown_uid_breaks_only_fail_closed(dev_confi
     [v] = topo.assertion_violations(deployed)
     assert f"payroll-api has callers outside the list: an app with uid {stranger}, which is not in this trust graph; " \
            "remove those links" in v.message
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sets(st.tuples(st.integers(0, 5), st.integers(0, 5)).filter(lambda e: e[0] != e[1])),
+       st.integers(0, 5), st.integers(0, 5))
+def test_complementary_assertions_never_both_hold_or_both_fail(raw, a, b):
+    """reaches/never_reaches and allow/deny are complements on every graph, cycles included."""
+    apps = [f"a{i}" for i in range(6)]
+    g = TrustGraph([App(x, "self_hosted") for x in apps], [Link(f"a{x}", f"a{y}") for x, y in sorted(raw)])
+    src, dst = f"a{a}", f"a{b}"
+    pairs = [({"from": src, "to": dst, "expect": "allow"}, {"from": src, "to": dst, "expect": "deny"})] if a != b else []
+    if a != b:
+        pairs.append(({"from": src, "reaches": [dst]}, {"from": src, "never_reaches": [dst]}))
+    pairs.append(({"to": dst, "only": apps}, {"to": dst, "only": []}))
+    for yes, no in pairs:
+        holds = [not check_assertions([TypeAdapter(AssertionSpec).validate_python(x)], g, "t") for x in (yes, no)]
+        if yes.get("only") is not None:
+            assert holds[0] and holds[1] == (not g.links_into(dst))
+        else:
+            assert holds[0] != holds[1], (yes, no, sorted(raw))
