@@ -1,0 +1,48 @@
+"""Deployed state as the verifier reads it (components.state): the facts a decision needs survive secrets."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from components.errors import StateError
+from components.state import graph_from_export, graph_from_outputs, read_stack
+from tests._verifier_support import APP, AUD, PORTAL_CLIENT_ID, UID, ciphertext, dev_export, dev_outputs, handmade_export
+
+
+def test_export_and_outputs_give_the_verifier_the_same_facts() -> None:
+    exported, output = graph_from_export(dev_export()), graph_from_outputs(dev_outputs())
+    facts = lambda g: {n: (a.type, a.uid, a.aud, a.client_id) for n, a in g.apps.items()}  # noqa: E731
+    assert facts(exported) == facts(output)
+    assert exported.edges() == output.edges()
+    assert exported.team_domain == output.team_domain == "acme.cloudflareaccess.com"
+
+
+def test_a_saas_app_whose_settings_are_secret_whole_keeps_its_client_id_from_the_outputs() -> None:
+    doc = dev_export()
+    for res in doc["deployment"]["resources"]:
+        if res["type"] == APP and "saasApp" in res["outputs"]:
+            res["outputs"]["saasApp"] = ciphertext("saasApp")
+            res["outputs"]["aud"] = ciphertext("aud")
+    mcp = graph_from_export(doc).apps["mcp-server"]
+    assert mcp.client_id == dev_outputs()["apps"]["mcp-server"]["client_id"]
+    assert mcp.aud == dev_outputs()["apps"]["mcp-server"]["aud"]
+
+
+def test_trust_made_by_hand_is_read_with_inline_policies_and_secrets() -> None:
+    graph = graph_from_export(handmade_export())
+    assert set(graph.apps) == {"front", "batch", "intruder", "plain", "api", "reports", "portal"}
+    assert graph.apps["portal"].client_id == PORTAL_CLIENT_ID and graph.apps["api"].aud == AUD["api"]
+    assert [p.name for p in graph.attached_policies("api")] == ["front may call", "batch but not intruder",
+                                                                "portal may call"]
+    assert graph.attached_policies("api")[0].inline
+    assert ("front", "api") in graph.edges() and ("front", "portal") in graph.edges()
+    assert not any(p.id == "p-orphan" for a in graph.apps for p in graph.attached_policies(a))
+    assert graph.by_uid(UID["intruder"]).name == "intruder"
+
+
+def test_live_state_needs_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    with pytest.raises(StateError, match="needs the Pulumi CLI on PATH.*pulumi stack export > state.json"):
+        read_stack("dev", ".")
