@@ -143,7 +143,7 @@ def summary(diff: TrustDiff) -> str:
     return "; ".join(parts)
 
 
-def _sends(diff: TrustDiff, edge: Edge) -> str:
+def _token(diff: TrustDiff, edge: Edge) -> str:
     source = diff.apps.get(edge[0])
     return token_header(source.type if source else None)
 
@@ -154,7 +154,7 @@ def diff_text(diff: TrustDiff, desired: str, deployed: str) -> str:
     width = max((len(f"{a} -> {b}") for _, (a, b) in rows), default=0)
     out = [f"Trust diff: {desired} (desired) against {deployed} (deployed)"]
     for mark, (a, b) in rows:
-        out.append(f"  {mark} {f'{a} -> {b}':<{width}}  [{_sends(diff, (a, b))}]")
+        out.append(f"  {mark} {f'{a} -> {b}':<{width}}  [{_token(diff, (a, b))}]")
     if not rows:
         out.append("  (no links on either side)")
     for title, apps in (("Apps added", diff.apps_added), ("Apps removed", diff.apps_removed)):
@@ -190,8 +190,8 @@ def diff_markdown(diff: TrustDiff, desired: str, deployed: str) -> str:
     changes: Iterable[tuple[str, Edge]] = [*((ADDED, e) for e in diff.added), *((REMOVED, e) for e in diff.removed)]
     changes = list(changes)
     if changes:
-        out += ["| change | from | to | sends |", "| --- | --- | --- | --- |"]
-        out += [f"| {change} | {_code(a)} | {_code(b)} | {_code(_sends(diff, (a, b)))} |" for change, (a, b) in changes]
+        out += ["| change | from | to | token |", "| --- | --- | --- | --- |"]
+        out += [f"| {change} | {_code(a)} | {_code(b)} | {_code(_token(diff, (a, b)))} |" for change, (a, b) in changes]
     else:
         out.append("_No link is added or removed._")
     if diff.apps_added:

@@ -153,17 +153,25 @@ class _StackView:
         return f"(id of {res.urn})"
 
     def _resolve(self, res: PolicyResource, props: dict[str, Any]) -> list[Any]:
-        """The app's policies list, with entries whose id is unknown replaced by the policies it depends on."""
-        entries = [e for e in props.get("policies") or () if isinstance(e, dict)]
-        known_entries = [e for e in entries if e.get("id") or e.get("decision") or e.get("includes")]
-        unknown = len(entries) - len(known_entries)
-        if not unknown:
-            return entries
+        """The app's policies list, with ids unknown during preview replaced by the policies it depends on."""
+        name = str(props.get("name") or res.urn)
         deps = [d for d in res.property_dependencies.get("policies", ()) if d.resource_type == POLICY_TYPE
                 and not known(d.props).get("id")]
+        placeholders = [{"id": self._placeholder(d)} for d in deps]
+        if props.get("policies") is None:
+            if "policies" in list(res.props):  # the whole list is unknown: only its dependencies can tell
+                if "policies" not in res.property_dependencies:
+                    self.unresolved_apps.add(name)
+                return placeholders
+            return []
+        entries = [e for e in props["policies"] if isinstance(e, dict)]
+        known_entries = [e for e in entries if e.get("id") or e.get("decision") or e.get("includes")]
+        unknown = len(props["policies"]) - len(known_entries)
+        if not unknown:
+            return entries
         if len(deps) < unknown:
-            self.unresolved_apps.add(str(props.get("name") or res.urn))
-        return known_entries + [{"id": self._placeholder(d)} for d in deps]
+            self.unresolved_apps.add(name)
+        return known_entries + placeholders
 
 
 def _validate_attached_on_self_hosted(args: StackValidationArgs, report: ReportViolation) -> None:

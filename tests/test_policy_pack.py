@@ -101,7 +101,7 @@ def test_main_only_builds_the_pack(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[tuple[str, list[Any]]] = []
     # The real PolicyPack serves gRPC forever; record what __main__ hands it instead.
     monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda name, policies, **_: built.append((name, policies)))
-    monkeypatch.syspath_prepend(str(ROOT / "policy"))
+    # As the engine does: run the directory, which puts it first on sys.path so `from policies import` works.
     runpy.run_path(str(ROOT / "policy"), run_name="__main__")
     assert len(built) == 1
     name, policies = built[0]
@@ -286,4 +286,18 @@ def test_unresolved_preview_attachments_silence_the_unattached_advisory(rows: li
     ledger = find(preview, "ledger-app")  # now ledger lists only its external policy, by a known id
     ledger["props"]["policies"] = [ledger["props"]["policies"][0] | {"id": "5f0a3c2e-1b4d-4e6f-8a9b-0c1d2e3f4a5b"}]
     reports = run(pack.LINKED_POLICY_ATTACHED, stack_args(preview, resolved))
+    assert [urn for _, urn in reports] == [find(preview, "payroll-api-trust-policy")["urn"]]
+
+
+def test_wholly_unknown_policies_list_is_unresolved_unless_dependencies_explain_it(rows: list[dict[str, Any]]) -> None:
+    preview = _preview(rows)
+    for name in ("ledger-app", "payroll-api-app", "docs-api-app"):
+        find(preview, name)["props"]["policies"] = pack.UNKNOWN_ARRAY_VALUE
+    assert run(pack.LINKED_POLICY_ATTACHED, stack_args(preview)) == []  # cannot tell: silent
+    deps = {find(preview, "payroll-api-app")["urn"]: {"policies": ["hr-portal-trust-policy", "mcp-server-trust-policy"]},
+            find(preview, "docs-api-app")["urn"]: {"policies": ["legacy-crm-trust-policy", "mcp-server-trust-policy"]},
+            find(preview, "ledger-app")["urn"]: {"policies": []},
+            find(preview, "hr-portal-app")["urn"]: {"policies": ["hr-portal-allow"]},
+            find(preview, "mcp-server-app")["urn"]: {"policies": ["mcp-server-allow"]}}
+    reports = run(pack.LINKED_POLICY_ATTACHED, stack_args(preview, deps))
     assert [urn for _, urn in reports] == [find(preview, "payroll-api-trust-policy")["urn"]]

@@ -38,10 +38,10 @@ def test_markdown_comment_parses_into_summary_table_and_picture() -> None:
                             "1 rule violation")
     changes, violations = markdown_tables(text)
     assert changes == [
-        {"change": "added", "from": "mcp", "to": "pay", "sends": "Authorization: Bearer"},
-        {"change": "added", "from": "pay", "to": "ledger", "sends": "Cf-Access-Token"},
-        {"change": "removed", "from": "hr", "to": "docs", "sends": "Cf-Access-Token"},
-        {"change": "removed", "from": "wiki", "to": "docs", "sends": "Cf-Access-Token"},
+        {"change": "added", "from": "mcp", "to": "pay", "token": "Authorization: Bearer"},
+        {"change": "added", "from": "pay", "to": "ledger", "token": "Cf-Access-Token"},
+        {"change": "removed", "from": "hr", "to": "docs", "token": "Cf-Access-Token"},
+        {"change": "removed", "from": "wiki", "to": "docs", "token": "Cf-Access-Token"},
     ]
     assert violations == [{"rule": "target-not-self-hosted", "message": VIOLATION.message}]  # `|` survives
     assert "**Apps added:** `ledger` (self_hosted)" in text and "**Apps removed:** `wiki` (self_hosted)" in text
@@ -119,7 +119,7 @@ def test_awkward_names_round_trip(name: str) -> None:
     desired = graph([App(name, "self_hosted"), App("api", "self_hosted")], [(name, "api")])
     result = diff_trust(desired, graph([App("api", "self_hosted")], []))
     text = diff_markdown(result, "stack dev", "state.json")
-    assert markdown_tables(text)[0] == [{"change": "added", "from": name, "to": "api", "sends": "Cf-Access-Token"}]
+    assert markdown_tables(text)[0] == [{"change": "added", "from": name, "to": "api", "token": "Cf-Access-Token"}]
     chart = parse_mermaid(fenced_blocks(text, "mermaid")[0])
     assert [(s, t) for s, t, _, _ in chart.named_edges()] == [(name, "api")]
     parsed = parse_dot(dot(Drawing.of_diff(result)))
