@@ -273,11 +273,11 @@ ATTACKS: list[tuple[str, Callable[[], str], str]] = [
     ("claims tampered", _tampered, "bad signature"),
     ("signature cut", lambda: cf("hr-portal")[:-2], "wrong length"),
     ("non-canonical signature", _non_canonical_signature, "not canonical base64url"),
-    ("padded", lambda: ".".join(s + "=" * (-len(s) % 4) for s in cf("hr-portal").split(".")), "not a compact JWS"),
+    ("padded", lambda: ".".join(s + "=" * (-len(s) % 4) for s in cf("hr-portal").split(".")), "malformed token"),
     ("standard base64 alphabet", lambda: cf("hr-portal").replace("-", "+").replace("_", "/") + "+/",
-     "not a compact JWS"),
-    ("whitespace inside", lambda: cf("hr-portal").replace(".", ". ", 1), "not a compact JWS"),
-    ("trailing newline", lambda: cf("hr-portal") + "\n", "not a compact JWS"),
+     "malformed token"),
+    ("whitespace inside", lambda: cf("hr-portal").replace(".", ". ", 1), "malformed token"),
+    ("trailing newline", lambda: cf("hr-portal") + "\n", "malformed token"),
     ("oversized", lambda: cf("hr-portal", pad="x" * MAX_TOKEN_LENGTH), f"longer than {MAX_TOKEN_LENGTH}"),
     ("empty", lambda: "", "not a compact JWS"),
     ("garbage", lambda: "\x00\xff garbage \u2603", "not a compact JWS"),
@@ -289,6 +289,29 @@ ATTACKS: list[tuple[str, Callable[[], str], str]] = [
      "payload is not JSON"),
     ("bad length segment", lambda: "A.AAAA.AAAA", "not valid base64url"),
 ]
+
+
+@pytest.mark.parametrize(("segment", "reason"), [
+    ("eyJhIjoxfQ", None),                 # {"a":1}, canonical
+    ("eyJhIjoxfQ==", "padding"),
+    ("eyJhIjoxfR", "not canonical"),      # same bytes, non-zero unused bits
+    ("ey+hIjoxfQ", "standard alphabet"),
+    ("ey/hIjoxfQ", "standard alphabet"),
+    ("eyJh Ijox", "not valid base64url"),
+    ("eyJhIjox\n", "not valid base64url"),
+    ("eyJhIjoxf", "length"),
+    ("eyJhIjox\u00e9Q", "not valid base64url"),
+    ("", "length"),
+])
+def test_only_canonical_unpadded_base64url(segment: str, reason: str | None) -> None:
+    from components.errors import TokenRejected
+    from components.verifier._jws import b64url_decode
+
+    if reason is None:
+        assert b64url_decode(segment, "payload") == b'{"a":1}'
+    else:
+        with pytest.raises(TokenRejected, match=reason):
+            b64url_decode(segment, "payload")
 
 
 def jwt_encode(alg: str) -> str:
