@@ -15,6 +15,9 @@ from .rules import token_header
 
 ADDED, REMOVED, SAME = "added", "removed", ""
 ADDED_COLOUR, REMOVED_COLOUR = "#1a7f37", "#cf222e"
+MAX_DRAWN_EDGES = 150
+"""Beyond this many links a PR comment draws only the changes: GitHub renders at most 500 Mermaid edges and
+a comment holds at most 65,536 characters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +40,16 @@ class Drawing:
         return cls(dict(graph.apps), {}, tuple(DrawnEdge(a, b) for a, b in sorted(graph.edges())))
 
     @classmethod
-    def of_diff(cls, diff: TrustDiff) -> Drawing:
+    def of_diff(cls, diff: TrustDiff, *, changes_only: bool = False) -> Drawing:
+        """The diff's picture; `changes_only` keeps just the added and removed links and the apps they touch."""
         changes = {a.name: ADDED for a in diff.apps_added} | {a.name: REMOVED for a in diff.apps_removed}
-        edges = ([DrawnEdge(a, b) for a, b in diff.unchanged] + [DrawnEdge(a, b, ADDED) for a, b in diff.added]
-                 + [DrawnEdge(a, b, REMOVED) for a, b in diff.removed])
-        return cls(dict(diff.apps), changes, tuple(edges))
+        edges = ([] if changes_only else [DrawnEdge(a, b) for a, b in diff.unchanged])
+        edges += [DrawnEdge(a, b, ADDED) for a, b in diff.added] + [DrawnEdge(a, b, REMOVED) for a, b in diff.removed]
+        apps = dict(diff.apps)
+        if changes_only:
+            keep = set(changes) | {n for e in edges for n in (e.source, e.target)}
+            apps = {n: a for n, a in apps.items() if n in keep}
+        return cls(apps, changes, tuple(edges))
 
     def names(self) -> list[str]:
         """Every app to draw: known apps, plus names an edge mentions that no side declares."""
@@ -183,7 +191,7 @@ def _app_list(apps: Sequence[App]) -> str:
     return ", ".join(f"{_code(a.name)} ({_describe(a)})" for a in apps)
 
 
-def diff_markdown(diff: TrustDiff, desired: str, deployed: str) -> str:
+def diff_markdown(diff: TrustDiff, desired: str, deployed: str, *, max_drawn_edges: int = MAX_DRAWN_EDGES) -> str:
     """A PR comment: one summary line, a table of added and removed links, then the picture."""
     out = [f"### Trust review: {summary(diff)}", "",
            f"Desired {_code(desired)} against deployed {_code(deployed)}.", ""]
@@ -205,6 +213,10 @@ def diff_markdown(diff: TrustDiff, desired: str, deployed: str) -> str:
         out += ["", "**Rule violations** (the preview fails until they are fixed):", "",
                 "| rule | message |", "| --- | --- |"]
         out += [f"| {_code(v.rule)} | {_cell(v.message)} |" for v in diff.violations]
-    out += ["", "```mermaid", mermaid(Drawing.of_diff(diff)), "```", "",
-            "<sub>Thick green arrows: links added. Dashed red arrows: links removed.</sub>"]
+    total = len(diff.added) + len(diff.removed) + len(diff.unchanged)
+    changes_only = total > max_drawn_edges
+    out += ["", "```mermaid", mermaid(Drawing.of_diff(diff, changes_only=changes_only)), "```", "",
+            "<sub>Thick green arrows: links added. Dashed red arrows: links removed."
+            + (f" The {len(diff.unchanged)} unchanged links are not drawn (`linked-apps graph` draws them all)."
+               if changes_only else "") + "</sub>"]
     return "\n".join(out)

@@ -140,3 +140,18 @@ def test_text_marks_each_edge_and_ends_with_the_summary() -> None:
     assert "Apps added: ledger (self_hosted)" in lines and "Apps removed: wiki (self_hosted)" in lines
     assert any(VIOLATION.message in line for line in lines)
     assert lines[-1] == summary(DIFF)
+
+
+def test_big_graphs_draw_only_the_changes() -> None:
+    names = [f"app-{i}" for i in range(40)]
+    edges = [(a, b) for a in names[:20] for b in names[20:]][:300]
+    desired = graph([App(n, "self_hosted") for n in names], edges + [("app-0", "app-1")])
+    deployed = graph([App(n, "self_hosted") for n in names], edges + [("app-2", "app-3")])
+    text = diff_markdown(diff_trust(desired, deployed), "stack big", "state.json")
+    chart = parse_mermaid(fenced_blocks(text, "mermaid")[0])
+    assert [(s, t, e.label) for s, t, e, _ in chart.named_edges()] == [("app-0", "app-1", "added"),
+                                                                         ("app-2", "app-3", "removed")]
+    assert sorted(chart.name(n) for n in chart.nodes) == ["app-0", "app-1", "app-2", "app-3"]
+    assert "The 300 unchanged links are not drawn" in text
+    small = diff_markdown(diff_trust(desired, deployed), "stack big", "state.json", max_drawn_edges=1000)
+    assert len(parse_mermaid(fenced_blocks(small, "mermaid")[0]).edges) == 302

@@ -3,7 +3,9 @@ README promises. Its review step is run for real with a stand-in for `./dev`."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import re
 import subprocess
 import sys
@@ -117,3 +119,63 @@ def test_review_step_builds_the_comment(workflow: dict[Any, Any], tmp_path: Path
     assert [(r["change"], r["from"], r["to"]) for r in changes][0] == ("added", "mcp-server", "payroll-api")
     assert "```mermaid" in comment and "<details><summary>linked-apps plan" in comment
     assert summary.read_text() == comment
+
+
+# -- the comment script, run under Node against a fake GitHub API ---------------------------------------------------
+HARNESS = r"""
+const fs = require("fs");
+const [script, statePath] = process.argv.slice(2);
+const state = JSON.parse(fs.readFileSync(statePath, "utf8"));
+const calls = [];
+const github = {
+  paginate: async (method, args) => { calls.push(["list", args.issue_number]); return state.comments; },
+  rest: { issues: {
+    listComments: () => { throw new Error("called through paginate only"); },
+    updateComment: async ({ comment_id, body }) => {
+      calls.push(["update", comment_id]);
+      state.comments.find((c) => c.id === comment_id).body = body;
+    },
+    createComment: async ({ issue_number, body }) => {
+      calls.push(["create", issue_number]);
+      state.comments.push({ id: 1000 + state.comments.length, user: { type: "Bot" }, body });
+    },
+  } },
+};
+const context = { repo: { owner: "acme", repo: "infra" }, payload: { pull_request: { number: 7 } },
+                  serverUrl: "https://github.com", runId: 42 };
+const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
+new AsyncFunction("require", "github", "context", fs.readFileSync(script, "utf8"))(require, github, context)
+  .then(() => console.log(JSON.stringify({ calls, comments: state.comments })))
+  .catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def _post(workflow: dict[Any, Any], tmp_path: Path, comments: list[dict[str, Any]], body: str) -> dict[str, Any]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs Node.js (actions/github-script runs the script under Node)")
+    (post,) = [s for s in steps(workflow) if s.get("uses", "").startswith("actions/github-script@")]
+    (tmp_path / "script.js").write_text(post["with"]["script"])
+    (tmp_path / "harness.js").write_text(HARNESS)
+    (tmp_path / "state.json").write_text(json.dumps({"comments": comments}))
+    (tmp_path / "comment.md").write_text(body)
+    out = subprocess.run([node, str(tmp_path / "harness.js"), str(tmp_path / "script.js"), str(tmp_path / "state.json")],
+                         env={**os.environ, "COMMENT_FILE": str(tmp_path / "comment.md")}, capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out)
+
+
+def test_comment_is_created_once_then_updated(workflow: dict[Any, Any], tmp_path: Path) -> None:
+    human = {"id": 1, "user": {"type": "User"}, "body": f"why does the bot post {MARKER}?"}
+    first = _post(workflow, tmp_path, [human], f"{MARKER}\nfirst push")
+    assert first["calls"] == [["list", 7], ["create", 7]]
+    second = _post(workflow, tmp_path, first["comments"], f"{MARKER}\nsecond push")
+    assert second["calls"] == [["list", 7], ["update", 1001]]
+    assert [c["body"] for c in second["comments"]] == [human["body"], f"{MARKER}\nsecond push"]
+
+
+def test_oversized_comment_is_cut_to_githubs_limit(workflow: dict[Any, Any], tmp_path: Path) -> None:
+    result = _post(workflow, tmp_path, [], f"{MARKER}\n" + "x" * 70_000)
+    body = result["comments"][0]["body"]
+    assert body.startswith(MARKER) and len(body) < 65_536
+    assert "https://github.com/acme/infra/actions/runs/42" in body
