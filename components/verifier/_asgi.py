@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from ._verdict import Verdict
-from ._verifier import Verifier
+from ._verifier import NO_TOKEN_REASON, Verifier, token_from_headers
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -60,18 +60,13 @@ class AccessMiddleware:
             if len(values) > 1:
                 return Verdict(False, f"the request carries {len(values)} {name.decode()} headers; send one",
                                self.target)
-        headers = {k.decode("latin-1"): v[0].decode("latin-1") for k, v in found.items()}
-        if "cf-access-token" in headers:
-            kwargs = {"cf_access_token": headers["cf-access-token"].strip()}
-        else:
-            scheme, _, credentials = headers.get("authorization", "").strip().partition(" ")
-            if scheme.lower() != "bearer" or not credentials.strip():
-                return self.verifier.decide_headers(self.target, {})  # the "no token" deny, worded once
-            kwargs = {"bearer": credentials.strip()}
-        verdict = self.verifier.cached(self.target, **kwargs)
+        token = token_from_headers({k.decode("latin-1"): v[0].decode("latin-1") for k, v in found.items()})
+        if token is None:
+            return Verdict(False, NO_TOKEN_REASON, self.target)
+        verdict = self.verifier.cached(self.target, **token)
         if verdict is None:
             # A cold decision may fetch keys over the network: keep it off the event loop.
             import anyio.to_thread
 
-            verdict = await anyio.to_thread.run_sync(lambda: self.verifier.decide(self.target, **kwargs))
+            verdict = await anyio.to_thread.run_sync(lambda: self.verifier.decide(self.target, **token))
         return verdict

@@ -24,6 +24,21 @@ OPAQUE_REASON = ("opaque bearer token: it is not a JWT, so it cannot be verified
                  "may be opaque; send the app's OIDC ID token, or check it online at the issuer's /userinfo)")
 
 
+NO_TOKEN_REASON = ("no linked-app token: send Cf-Access-Token (from a self-hosted app) or Authorization: Bearer "
+                   "(from a SaaS app)")
+
+
+def token_from_headers(headers: Mapping[str, str]) -> dict[str, str] | None:
+    """`{"cf_access_token": ...}` or `{"bearer": ...}` from lower-case request headers; None when neither."""
+    token = headers.get("cf-access-token")
+    if token is not None:
+        return {"cf_access_token": token.strip()}
+    scheme, _, credentials = (headers.get("authorization") or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return {"bearer": credentials.strip()}
+    return None
+
+
 def _team_host(team_domain: str) -> str:
     host = team_domain.strip().lower().removeprefix("https://").rstrip("/")
     if not _HOST.fullmatch(host):
@@ -119,21 +134,15 @@ class Verifier:
 
     def decide_headers(self, to: str, headers: Mapping[str, str]) -> Verdict:
         """Decide from request headers (lower-case names): Cf-Access-Token first, else Authorization: Bearer."""
-        token = headers.get("cf-access-token")
-        if token is not None:
-            return self.decide(to, cf_access_token=token.strip())
-        scheme, _, credentials = (headers.get("authorization") or "").strip().partition(" ")
-        if scheme.lower() == "bearer" and credentials.strip():
-            return self.decide(to, bearer=credentials.strip())
-        return Verdict(False, "no linked-app token: send Cf-Access-Token (from a self-hosted app) or "
-                              "Authorization: Bearer (from a SaaS app)")
+        token = token_from_headers(headers)
+        return self.decide(to, **token) if token else Verdict(False, NO_TOKEN_REASON, flow=None)
 
     def cached(self, to: str, *, cf_access_token: str | None = None, bearer: str | None = None) -> Verdict | None:
         """The cached verdict for a repeated token, or None (never fetches, never verifies)."""
-        cache = self._cf_cache if bearer is None else self._bearer_cache
-        token = cf_access_token if bearer is None else bearer
-        entry = cache.entries.get(token) if isinstance(token, str) and (cf_access_token is None) != (
-            bearer is None) else None
+        if (cf_access_token is None) == (bearer is None):
+            return None
+        cache, token = (self._cf_cache, cf_access_token) if bearer is None else (self._bearer_cache, bearer)
+        entry = cache.entries.get(token) if type(token) is str else None
         if entry is not None and entry.until > self._clock():
             return entry.verdicts.get(to)
         return None
@@ -194,8 +203,8 @@ class Verifier:
                 shown = iss[:120] if isinstance(iss, str) else type(iss).__name__
                 raise TokenRejected(f"issuer {shown!r} is not the OIDC issuer of a SaaS app in the state "
                                     f"(expected {self._saas_issuer_prefix}<client_id>)")
-            keyset, issuer, token_type = self._saas_keyset(app.client_id), self._saas_issuer_prefix + \
-                app.client_id, None
+            keyset, token_type = self._saas_keyset(app.client_id), None
+            issuer = self._saas_issuer_prefix + app.client_id
         _jws.verify_signature(parsed, keyset.key(parsed.kid))
         exp = _claims.check(claims, issuer=issuer, now=self._clock(), leeway=self.leeway, token_type=token_type)
         audiences = _claims.audiences(claims)
