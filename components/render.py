@@ -153,7 +153,7 @@ def summary(diff: TrustDiff) -> str:
 
 def _token(diff: TrustDiff, edge: Edge) -> str:
     source = diff.apps.get(edge[0])
-    return token_header(source.type if source else None)
+    return token_header(source.type) if source is not None else "? (undeclared app)"
 
 
 def diff_text(diff: TrustDiff, desired: str, deployed: str) -> str:
