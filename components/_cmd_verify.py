@@ -40,10 +40,13 @@ def _token(value: str | None, what: str) -> str | None:
               help="Team domain, e.g. acme.cloudflareaccess.com (default: the state's team_domain output).")
 @click.option("--access-url", metavar="URL", default=None,
               help="Fetch keys here instead of https://<team domain> (a mirror, tests); issuers still use the team.")
+@click.option("--online-userinfo", is_flag=True,
+              help="An opaque --bearer token: ask the userinfo endpoint of the SaaS apps APP trusts (online; "
+                   "Cloudflare does not document SaaS access tokens, and the verdict says so).")
 @click.option("--json", "as_json", is_flag=True, help="Print {allowed, from, to, reason, identity} as JSON.")
 def verify_command(state_file: str | None, stack: str | None, project_dir: Path | None, to: str,
                    cf_access_token: str | None, bearer: str | None, team_domain: str | None,
-                   access_url: str | None, as_json: bool) -> None:
+                   access_url: str | None, online_userinfo: bool, as_json: bool) -> None:
     """Decide whether a linked-app token reaches APP, from deployed state, the way Access would.
 
     \b
@@ -69,7 +72,7 @@ def verify_command(state_file: str | None, stack: str | None, project_dir: Path 
             graph = read_state(state_file)  # type: ignore[arg-type]
         from .verifier import Verifier
 
-        verifier = Verifier(graph, team_domain=team_domain, access_url=access_url)
+        verifier = Verifier(graph, team_domain=team_domain, access_url=access_url, online_userinfo=online_userinfo)
         verifier.target(to)
     except LinkedAppsError as exc:
         fail(str(exc))

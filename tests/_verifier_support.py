@@ -202,6 +202,8 @@ class JwksServer:
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
         self.delay: dict[str, float] = {}
+        self.auth_routes: dict[str, Callable[[str | None], tuple[int, bytes]]] = {}
+        """Routes answered from the request's Authorization header (userinfo endpoints)."""
         self._release = threading.Event()
         server = self
 
@@ -211,8 +213,11 @@ class JwksServer:
                 server.hits[path] = server.hits.get(path, 0) + 1
                 if path in server.delay:
                     server._release.wait(server.delay[path])
-                route = server.routes.get(path)
-                status, body = route() if route else (404, b"not found")
+                if path in server.auth_routes:
+                    status, body = server.auth_routes[path](self.headers.get("authorization"))
+                else:
+                    route = server.routes.get(path)
+                    status, body = route() if route else (404, b"not found")
                 try:
                     self.send_response(status)
                     self.send_header("content-type", "application/json")
@@ -252,6 +257,10 @@ CERTS = "/cdn-cgi/access/certs"
 
 def saas_jwks_path(client_id: str) -> str:
     return f"/cdn-cgi/access/sso/oidc/{client_id}/jwks"
+
+
+def userinfo_path(client_id: str) -> str:
+    return f"/cdn-cgi/access/sso/oidc/{client_id}/userinfo"
 
 
 def b64url(data: bytes) -> str:

@@ -18,9 +18,10 @@ MAX_TARGETS_PER_TOKEN = 32
 
 
 class Entry:
-    __slots__ = ("until", "verdicts", "keyset", "kid", "claims", "sources")
+    __slots__ = ("until", "verdicts", "keyset", "kid", "claims", "sources", "online")
 
-    def __init__(self, until: float, keyset: KeySet, kid: str, claims: dict[str, Any], sources: tuple[str, ...]):
+    def __init__(self, until: float, keyset: KeySet | None, kid: str, claims: dict[str, Any],
+                 sources: tuple[str, ...], *, online: bool = False) -> None:
         self.until = until
         self.verdicts: dict[str, Verdict] = {}
         """Target reference as asked -> verdict, so a repeated question costs two dictionary lookups."""
@@ -28,6 +29,8 @@ class Entry:
         self.kid = kid
         self.claims = claims
         self.sources = sources
+        self.online = online
+        """Vouched for by a userinfo endpoint, not verified offline."""
 
 
 class TokenCache:

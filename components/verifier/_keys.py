@@ -186,7 +186,7 @@ class KeySet:
     def _get(self) -> Any:
         import json
 
-        client = self._client or _shared_client()
+        client = self._client or shared_client()
         with client.stream("GET", self.url, timeout=self.timeout, follow_redirects=False,
                            headers={"accept": "application/json"}) as response:
             if response.status_code != 200:
@@ -216,7 +216,7 @@ _CLIENT: httpx.Client | None = None
 _CLIENT_LOCK = threading.Lock()
 
 
-def _shared_client() -> httpx.Client:
+def shared_client() -> httpx.Client:
     """One pooled client per process, created on first use (the CLI never pays for it before a fetch)."""
     global _CLIENT
     with _CLIENT_LOCK:

@@ -14,14 +14,16 @@ from . import _claims, _jws
 from ._cache import DEFAULT_SIZE, Entry, TokenCache
 from ._decide import BEARER, CF_ACCESS_TOKEN, Grant, grant, saas_source, sender_problem, sources_by_aud
 from ._keys import DEFAULT_COOLDOWN, DEFAULT_MAX_STALE, DEFAULT_TIMEOUT, DEFAULT_TTL, KeySet
+from ._userinfo import LABEL
 from ._verdict import Verdict, identity_of
 
 if TYPE_CHECKING:
     import httpx
 
 _HOST = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
-OPAQUE_REASON = ("opaque bearer token: it is not a JWT, so it cannot be verified offline (SaaS access tokens "
-                 "may be opaque; send the app's OIDC ID token, or check it online at the issuer's /userinfo)")
+OPAQUE_REASON = ("opaque bearer token: it is not a JWT, so it cannot be verified offline (Cloudflare does not "
+                 "document SaaS access tokens; an online check at the issuer's /userinfo is opt-in: "
+                 "online_userinfo=True, --online-userinfo)")
 
 
 NO_TOKEN_REASON = ("no linked-app token: send Cf-Access-Token (from a self-hosted app) or Authorization: Bearer "
@@ -37,6 +39,11 @@ def token_from_headers(headers: Mapping[str, str]) -> dict[str, str] | None:
     if scheme.lower() == "bearer" and credentials.strip():
         return {"bearer": credentials.strip()}
     return None
+
+
+def _is_opaque(token: str) -> bool:
+    """Not shaped like a JWS (and not merely too long to be one)."""
+    return len(token) <= _jws.MAX_TOKEN_LENGTH and not _jws.looks_like_jws(token)
 
 
 def _team_host(team_domain: str) -> str:
@@ -68,6 +75,7 @@ class Verifier:
         key_cooldown: float = DEFAULT_COOLDOWN,
         key_max_stale: float = DEFAULT_MAX_STALE,
         fetch_timeout: float = DEFAULT_TIMEOUT,
+        online_userinfo: bool = False,
     ) -> None:
         team = team_domain or graph.team_domain
         if not team:
@@ -82,6 +90,10 @@ class Verifier:
                                "mirror)"], "verifier")
         self.access_url = base
         self.leeway = leeway
+        self.online_userinfo = online_userinfo
+        """Opaque bearer tokens: ask the userinfo endpoint of the SaaS apps the target trusts (labelled)."""
+        self._client = client
+        self._fetch_timeout = fetch_timeout
         self._clock = clock
         self._key_options: dict[str, Any] = dict(client=client, ttl=key_ttl, cooldown=key_cooldown,
                                                  max_stale=key_max_stale, timeout=fetch_timeout, clock=clock)
@@ -177,7 +189,10 @@ class Verifier:
             return Verdict(False, str(exc), flow=flow)
         if entry is None:
             try:
-                entry = self._verify(flow, token)
+                if self.online_userinfo and flow == BEARER and type(token) is str and _is_opaque(token):
+                    entry = self._ask_userinfo(token, target)
+                else:
+                    entry = self._verify(flow, token)
             except TokenRejected as exc:
                 return Verdict(False, str(exc), target.name, flow=flow)
             cache.put(token, entry)
@@ -189,9 +204,8 @@ class Verifier:
         """Signature and claims; raises TokenRejected with the deny reason."""
         if type(token) is not str:
             raise TokenRejected("malformed token: not a string")
-        if flow == BEARER and not _jws.looks_like_jws(token):
-            raise TokenRejected(OPAQUE_REASON if len(token) <= _jws.MAX_TOKEN_LENGTH else
-                                f"malformed token: longer than {_jws.MAX_TOKEN_LENGTH} characters")
+        if flow == BEARER and _is_opaque(token):
+            raise TokenRejected(OPAQUE_REASON)
         parsed = _jws.parse(token)
         claims = parsed.claims
         if flow == CF_ACCESS_TOKEN:
@@ -220,6 +234,14 @@ class Verifier:
         return Entry(min(exp + self.leeway, keyset.good_until), keyset, parsed.kid, claims,
                      tuple(a.name for a in apps))
 
+    def _ask_userinfo(self, token: str, target: App) -> Entry:
+        from ._keys import shared_client
+        from ._userinfo import USERINFO_TTL, ask, candidates
+
+        app, claims = ask(token, candidates(self.graph, target), self.access_url,
+                          self._client or shared_client(), self._fetch_timeout)
+        return Entry(self._clock() + USERINFO_TTL, None, "", claims, (app.name,), online=True)
+
     def _verdict(self, target: App, entry: Entry, flow: str) -> Verdict:
         sources = [self.graph.apps[name] for name in entry.sources]
         identity = identity_of(entry.claims)
@@ -232,4 +254,5 @@ class Verifier:
         result = self._grants.get(key)
         if result is None:
             result = self._grants[key] = grant(self.graph, target, sources)
-        return Verdict(result.allowed, result.reason, target.name, result.source, identity, result.policy, flow, exp)
+        reason = f"{result.reason} [{LABEL}]" if entry.online else result.reason
+        return Verdict(result.allowed, reason, target.name, result.source, identity, result.policy, flow, exp)
