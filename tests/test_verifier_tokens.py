@@ -398,3 +398,17 @@ def test_no_team_domain_is_a_config_error() -> None:
 def test_arbitrary_input_is_denied_never_raised(dev: Verifier, token: str) -> None:
     for verdict in (dev.decide("payroll-api", cf_access_token=token), dev.decide("docs-api", bearer=token)):
         assert isinstance(verdict, Verdict) and not verdict.allowed and verdict.reason
+
+
+def test_only_headers_of_verified_tokens_are_remembered(dev: Verifier) -> None:
+    forged = ATTACKER.mint(app_claims(aud_of("hr-portal")), kid=KEY.kid)
+    assert not dev.decide("payroll-api", cf_access_token=forged).allowed
+    assert not dev._verified_headers
+    honest = cf("hr-portal")
+    assert dev.decide("payroll-api", cf_access_token=honest).allowed
+    assert dev._verified_headers == {honest.split(".")[0]: KEY.kid}
+    # the remembered header spares only the decoding: a forged token behind it still fails
+    head, _, _ = honest.split(".")
+    _, payload, signature = ATTACKER.mint(app_claims(aud_of("hr-portal")), kid=KEY.kid).split(".")
+    verdict = dev.decide("payroll-api", cf_access_token=f"{head}.{payload}.{signature}")
+    assert not verdict.allowed and "bad signature" in verdict.reason

@@ -11,6 +11,7 @@ import json
 import re
 from binascii import Error as _B64Error
 from binascii import a2b_base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +35,6 @@ _CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
 _PADDING = (b"", b"", b"==", b"=")
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _JSON = json.JSONDecoder()
-_HEADER_CACHE_SIZE = 64
-_checked_headers: dict[str, str] = {}
-"""Header segment -> kid, for headers that passed every check (an issuer signs with a handful of headers)."""
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 
@@ -49,6 +47,8 @@ class Parsed:
     claims: dict[str, Any]
     signing_input: bytes
     signature: bytes
+    header_segment: str
+    """The encoded header, for a caller that remembers the headers of verified tokens."""
 
 
 def looks_like_jws(token: str) -> bool:
@@ -106,8 +106,12 @@ def _check_header(header: dict[str, Any]) -> str:
     return kid
 
 
-def parse(token: str) -> Parsed:
-    """Split and decode a compact JWS, checking the header against the allowlist. Raises TokenRejected."""
+def parse(token: str, known_headers: Mapping[str, str] | None = None) -> Parsed:
+    """Split and decode a compact JWS, checking the header against the allowlist. Raises TokenRejected.
+
+    `known_headers` maps encoded headers of tokens that were verified before to their kid: an issuer signs with
+    a handful of headers, so decoding and checking each again is wasted work.
+    """
     if type(token) is not str:
         raise TokenRejected("malformed token: not a string")
     if len(token) > MAX_TOKEN_LENGTH:
@@ -117,15 +121,12 @@ def parse(token: str) -> Parsed:
         raise TokenRejected("malformed token: not a compact JWS (three base64url parts joined by dots, "
                             "no padding or whitespace)")
     h64, p64, s64 = parts
-    kid = _checked_headers.get(h64)
+    kid = known_headers.get(h64) if known_headers is not None else None
     if kid is None:
-        header = _json_object(b64url_decode(h64, "header"), "header")
-        kid = _check_header(header)
-        if len(_checked_headers) < _HEADER_CACHE_SIZE:
-            _checked_headers[h64] = kid
+        kid = _check_header(_json_object(b64url_decode(h64, "header"), "header"))
     claims = _json_object(b64url_decode(p64, "payload"), "payload")
     signature = b64url_decode(s64, "signature")
-    return Parsed(kid, claims, f"{h64}.{p64}".encode("ascii"), signature)
+    return Parsed(kid, claims, f"{h64}.{p64}".encode("ascii"), signature, h64)
 
 
 def verify_signature(parsed: Parsed, key: RSAPublicKey) -> None:

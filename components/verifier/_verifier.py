@@ -30,6 +30,9 @@ NO_TOKEN_REASON = ("no linked-app token: send Cf-Access-Token (from a self-hoste
                    "(from a SaaS app)")
 
 
+_MAX_VERIFIED_HEADERS = 64
+
+
 def token_from_headers(headers: Mapping[str, str]) -> dict[str, str] | None:
     """`{"cf_access_token": ...}` or `{"bearer": ...}` from lower-case request headers; None when neither."""
     token = headers.get("cf-access-token")
@@ -104,6 +107,7 @@ class Verifier:
         self._saas_keys: dict[str, KeySet] = {}
         self._targets: dict[str, App] = {}
         self._grants: dict[tuple[str, tuple[str, ...], str], Grant] = {}
+        self._verified_headers: dict[str, str] = {}
 
     @classmethod
     def from_state(cls, path: Path | str, **options: Any) -> Verifier:
@@ -206,7 +210,7 @@ class Verifier:
             raise TokenRejected("malformed token: not a string")
         if flow == BEARER and _is_opaque(token):
             raise TokenRejected(OPAQUE_REASON)
-        parsed = _jws.parse(token)
+        parsed = _jws.parse(token, self._verified_headers)
         claims = parsed.claims
         if flow == CF_ACCESS_TOKEN:
             keyset, issuer, token_type = self.certs, self.issuer, _claims.APP_TOKEN_TYPE
@@ -220,6 +224,8 @@ class Verifier:
             keyset, token_type = self._saas_keyset(app.client_id), None
             issuer = self._saas_issuer_prefix + app.client_id
         _jws.verify_signature(parsed, keyset.key(parsed.kid))
+        if len(self._verified_headers) < _MAX_VERIFIED_HEADERS:
+            self._verified_headers[parsed.header_segment] = parsed.kid  # only headers the issuer signed
         exp = _claims.check(claims, issuer=issuer, now=self._clock(), leeway=self.leeway, token_type=token_type)
         audiences = _claims.audiences(claims)
         if flow == CF_ACCESS_TOKEN:
