@@ -53,7 +53,7 @@ def _team_host(team_domain: str) -> str:
     host = team_domain.strip().lower().removeprefix("https://").rstrip("/")
     if not _HOST.fullmatch(host):
         raise ConfigError([f"team domain {team_domain!r} is not a host name (e.g. acme.cloudflareaccess.com)"],
-                          "verifier")
+                          "verifier config")
     return host
 
 
@@ -83,14 +83,14 @@ class Verifier:
         team = team_domain or graph.team_domain
         if not team:
             raise ConfigError(["the state has no `team_domain` output; give the team domain (--team-domain "
-                               "acme.cloudflareaccess.com)"], "verifier")
+                               "acme.cloudflareaccess.com)"], "verifier config")
         self.graph = graph
         self.issuer = f"https://{_team_host(team)}"
         self._saas_issuer_prefix = f"{self.issuer}/cdn-cgi/access/sso/oidc/"
         base = (access_url or self.issuer).rstrip("/")
         if not base.startswith(("https://", "http://")):
             raise ConfigError([f"access URL {access_url!r} must start with https:// (or http:// for a local "
-                               "mirror)"], "verifier")
+                               "mirror)"], "verifier config")
         self.access_url = base
         self.leeway = leeway
         self.online_userinfo = online_userinfo
