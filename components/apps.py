@@ -81,9 +81,9 @@ def _own_policies(
     return own
 
 
-def _attachments(own: Sequence[pulumi.Input[str]], linked: Sequence[pulumi.Input[str]]) -> pulumi.Output:
-    k = len(own)
-    return pulumi.Output.all(*own, *linked).apply(lambda ids: policy_attachments(ids[:k], ids[k:]))
+def _attachments(own: Sequence[pulumi.Input[str]], linked: Sequence[pulumi.Input[str]]) -> list[dict]:
+    # Ids go in as they are (strings or Outputs): no apply per app, so large stacks stay near the SDK's floor.
+    return policy_attachments(own, linked)
 
 
 class SelfHostedApp(pulumi.ComponentResource):

@@ -66,7 +66,7 @@ def project_dir(explicit: Path | None = None) -> Path:
     return cwd if (cwd / "Pulumi.yaml").is_file() and (cwd / "__main__.py").is_file() else PROJECT_ROOT
 
 
-def load_desired(stack: str | None, config: Path | None, project: Path | None) -> Any:
+def load_desired(stack: str | None, config: Path | None, project: Path | None, *, outputs: bool = False) -> Any:
     """Plan the program for `--stack NAME` or `--config FILE` (exactly one); ConfigError exits 2."""
     from .errors import LinkedAppsError
     from .plan import plan, read_config_file, stack_file
@@ -78,7 +78,7 @@ def load_desired(stack: str | None, config: Path | None, project: Path | None) -
     try:
         values = read_config_file(path)
         return plan(values, source=str(path), stack=stack or path.stem.split(".")[-1],
-                    program=root / "__main__.py")
+                    program=root / "__main__.py", resolve_outputs=outputs)
     except LinkedAppsError as exc:
         fail(str(exc))
 

@@ -11,6 +11,7 @@ import difflib
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 LINKED_APP_TOKEN = "linked_app_token"
 """The policy rule selector (`{"linked_app_token": {"app_uid": ...}}`)."""
@@ -189,13 +190,14 @@ def creation_order(apps: Iterable[str], edges: Iterable[tuple[str, str]]) -> lis
     return order
 
 
-def policy_attachments(own: Sequence[str], linked: Sequence[str]) -> list[dict[str, object]]:
+def policy_attachments(own: Sequence[Any], linked: Sequence[Any]) -> list[dict[str, object]]:
     """The receiving app's `policies` list: its own policies first, untouched, then linked-app policies.
 
     Precedences are 1..n and unique per app, as Cloudflare requires; a policy listed twice is attached once.
+    Ids may be strings or deploy-time values (compared by identity), so no value has to be known to order them.
     """
     out: list[dict[str, object]] = []
-    seen: set[str] = set()
+    seen: set[Any] = set()
     for pid in [*own, *linked]:
         if pid not in seen:
             seen.add(pid)
