@@ -23,18 +23,21 @@ def render_text(p: Plan) -> str:
     for name, spec in apps.items():
         out.append(f"  {name:<{width}}  {spec.type:<11}  {'managed' if spec.managed else 'managed elsewhere'}")
     out.append(f"\nLinks ({len(p.topology.links)})")
-    for link in p.topology.links:
+    arrows = [f"{link.source} -> {link.target}" for link in p.topology.links]
+    arrow_width = max((len(a) for a in arrows), default=0)
+    for arrow, link in zip(arrows, p.topology.links):
         src = apps.get(link.source)
-        header = token_header(src.type if src else None)
+        header = f"[{token_header(src.type if src else None)}]"
         note = f"  {link.description}" if link.description else ""
-        out.append(f"  {link.source} -> {link.target}  [{header}]{note}")
+        out.append(f"  {arrow:<{arrow_width}}  {header:<23}{note}".rstrip())
     if p.violations:
         out.append(f"\nViolations ({len(p.violations)}): nothing would be sent to Cloudflare")
         out.extend(f"  [{v.rule}] {v.message}" for v in p.violations)
     else:
         out.append(f"\nResources ({len(p.resources)})")
-        out.extend(f"  {_short_type(r['type'])}  {r['name']}" for r in p.resources)
-        out.append("\nViolations: none")
+        out.extend(f"  {_short_type(r['type']):<26}  {r['name']}" for r in p.resources)
+        held = len(p.topology.assertions)
+        out.append("\nViolations: none" + (f" ({held} trust assertion(s) hold)" if held else ""))
     return "\n".join(out)
 
 
