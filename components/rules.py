@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import heapq
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,38 @@ RECEIVER_TYPES = frozenset({"self_hosted"})
 
 SENDER_TYPES = frozenset({"self_hosted", "saas"})
 """App types whose tokens a linked app can accept: self-hosted (Cf-Access-Token) and SaaS OIDC (Bearer)."""
+
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+"""Lower-case UUID: the shape of an app uid and of a policy id."""
+_AUD_TAG = re.compile(r"^[0-9a-f]{64}$")
+_TEAM_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
+
+
+def check_team_domain(value: str) -> str:
+    """The team domain as Access puts it in issuers (`https://<team domain>`): a bare host, returned lower-cased."""
+    host = value.strip().lower()
+    if host.startswith(("https://", "http://")) or host.endswith("/") or not _TEAM_DOMAIN.match(host):
+        raise ValueError(f"{value!r} is not a team domain; write the bare host, e.g. acme.cloudflareaccess.com")
+    return host
+
+
+def check_app_uid(value: str) -> str:
+    """An app uid is the application's UUID: not its AUD tag, not an OIDC client_id. Returns it lower-cased."""
+    uid = value.strip().lower()
+    if _AUD_TAG.match(uid):
+        raise ValueError(
+            "this is an AUD tag (64 hex characters); linked_app_token needs the app's uid, the UUID in the "
+            "`id`/`uid` field of GET /accounts/{account_id}/access/apps"
+        )
+    if not UUID.match(uid):
+        raise ValueError(f"{value!r} is not an app uid; expected a UUID such as a1b2c3d4-e5f6-7890-abcd-ef1234567890")
+    return uid
+
+
+def linked_policy_name(source: str) -> str:
+    """The reusable policy every app trusting `source` attaches (one per source app, shared by its targets)."""
+    return f"Linked app token: {source}"
 
 
 def can_receive_linked_trust(app_type: str | None) -> bool:

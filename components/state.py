@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import StateError
 from .graph import App, Policy, Rule, TrustGraph, links_from_policies
-from .rules import LINKED_APP_TOKEN, NON_IDENTITY
+from .rules import LINKED_APP_TOKEN, NON_IDENTITY, linked_policy_name
 
 APP_TYPE = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 POLICY_TYPE = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
@@ -203,7 +203,7 @@ def graph_from_outputs(doc: Mapping[str, Any]) -> TrustGraph:
         pid = _str(link, "policy_id") or f"link:{src.name}"
         policy = policies.get(pid)
         rules = (policy.include if policy else ()) + ((LINKED_APP_TOKEN, src.uid),)
-        policies[pid] = Policy(pid, f"Linked app token: {src.name}", NON_IDENTITY, include=tuple(dict.fromkeys(rules)))
+        policies[pid] = Policy(pid, linked_policy_name(src.name), NON_IDENTITY, include=tuple(dict.fromkeys(rules)))
         attached = attachments.setdefault(dst, [])
         if all(p != pid for p, _ in attached):
             attached.append((pid, len(attached) + 1))

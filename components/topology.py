@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union
 
@@ -27,7 +26,7 @@ from pydantic import (
 from .assertions import check_assertions, unknown_app_problems
 from .errors import ConfigError
 from .graph import App, Link, TrustGraph
-from .rules import AppFacts, LinkRef, Violation, check_links
+from .rules import UUID, AppFacts, LinkRef, Violation, check_app_uid, check_links, check_team_domain, linked_policy_name
 
 NAMESPACE = "linked-apps"
 
@@ -36,24 +35,6 @@ AppType = Literal[
     "self_hosted", "saas", "ssh", "vnc", "app_launcher", "warp", "biso", "bookmark", "dash_sso",
     "infrastructure", "rdp", "mcp", "mcp_portal", "proxy_endpoint",
 ]
-
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_AUD_TAG = re.compile(r"^[0-9a-f]{64}$")
-_TEAM_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
-
-
-def check_app_uid(value: str) -> str:
-    """An app uid is the application's UUID: not its AUD tag, not an OIDC client_id."""
-    uid = value.strip().lower()
-    if _AUD_TAG.match(uid):
-        raise ValueError(
-            "this is an AUD tag (64 hex characters); linked_app_token needs the app's uid, the UUID in the "
-            "`id`/`uid` field of GET /accounts/{account_id}/access/apps"
-        )
-    if not _UUID.match(uid):
-        raise ValueError(f"{value!r} is not an app uid; expected a UUID such as a1b2c3d4-e5f6-7890-abcd-ef1234567890")
-    return uid
-
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
@@ -74,7 +55,7 @@ class _ManagedApp(_Spec):
     @classmethod
     def _policy_uuids(cls, ids: list[str]) -> list[str]:
         for pid in ids:
-            if not _UUID.match(pid.lower()):
+            if not UUID.match(pid.lower()):
                 raise ValueError(f"{pid!r} is not a policy id; expected the UUID of an existing reusable policy")
         if len(set(ids)) != len(ids):
             raise ValueError("a policy id is listed twice; each policy is attached once")
@@ -337,10 +318,7 @@ class Topology(_Spec):
     @field_validator("team_domain")
     @classmethod
     def _bare_host(cls, value: str) -> str:
-        host = value.strip().lower()
-        if host.startswith(("https://", "http://")) or host.endswith("/") or not _TEAM_DOMAIN.match(host):
-            raise ValueError(f"{value!r} is not a team domain; write the bare host, e.g. acme.cloudflareaccess.com")
-        return host
+        return check_team_domain(value)
 
     @field_validator("apps")
     @classmethod
@@ -383,11 +361,6 @@ class Topology(_Spec):
         links = [Link(l.source, l.target, policy_name=linked_policy_name(l.source), description=l.description)
                  for l in self.links]
         return TrustGraph(apps, links, team_domain=self.team_domain)
-
-
-def linked_policy_name(source: str) -> str:
-    """The reusable policy every app trusting `source` attaches (one per source app, shared by its targets)."""
-    return f"Linked app token: {source}"
 
 
 _TOP_KEYS = frozenset(f.alias or n for n, f in Topology.model_fields.items())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, TokenRejected, UnknownAppError
 from ..graph import App, TrustGraph
+from ..rules import check_team_domain
 from . import _claims, _jws
 from ._cache import DEFAULT_SIZE, Entry, TokenCache
 from ._decide import BEARER, CF_ACCESS_TOKEN, Grant, grant, saas_source, sender_problem, sources_by_aud
@@ -20,7 +20,6 @@ from ._verdict import Verdict, identity_of
 if TYPE_CHECKING:
     import httpx
 
-_HOST = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
 OPAQUE_REASON = ("opaque bearer token: it is not a JWT, so it cannot be verified offline (Cloudflare does not "
                  "document SaaS access tokens; an online check at the issuer's /userinfo is opt-in: "
                  "online_userinfo=True, --online-userinfo)")
@@ -50,11 +49,11 @@ def _is_opaque(token: str) -> bool:
 
 
 def _team_host(team_domain: str) -> str:
-    host = team_domain.strip().lower().removeprefix("https://").rstrip("/")
-    if not _HOST.fullmatch(host):
-        raise ConfigError([f"team domain {team_domain!r} is not a host name (e.g. acme.cloudflareaccess.com)"],
-                          "verifier config")
-    return host
+    # A pasted issuer (`https://acme.cloudflareaccess.com/`) is forgiven; the host itself obeys the one rule.
+    try:
+        return check_team_domain(team_domain.strip().removeprefix("https://").rstrip("/"))
+    except ValueError as exc:
+        raise ConfigError([f"team domain {team_domain!r} is not a host name: {exc}"], "verifier config") from None
 
 
 class Verifier:
