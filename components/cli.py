@@ -74,6 +74,9 @@ def load_desired(stack: str | None, config: Path | None, project: Path | None, *
     if (stack is None) == (config is None):
         fail("give exactly one of --stack NAME or --config FILE")
     root = project_dir(project)
+    if not (root / "__main__.py").is_file():
+        fail(f"{root} has no __main__.py, so there is no Pulumi program to plan; point --project-dir at the "
+             "project (the folder holding Pulumi.yaml and __main__.py)")
     path = config if config is not None else stack_file(stack, root)  # type: ignore[arg-type]
     try:
         values = read_config_file(path)

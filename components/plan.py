@@ -77,6 +77,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: no such file{hint}"], str(path)) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read ({exc.strerror})"], str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start}); give a Pulumi.<stack>.yaml file"],
+                          str(path)) from None
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -9,6 +9,7 @@ The CrossGuard pack feeds `graph_from_resources` with the resources of a preview
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -40,6 +41,13 @@ def _get(props: Mapping[str, Any], *keys: str) -> Any:
 def _str(props: Mapping[str, Any], *keys: str) -> str | None:
     value = _get(props, *keys)
     return value if isinstance(value, str) and value else None
+
+
+def _precedence(value: Any, position: int) -> int:
+    """An attachment's precedence; a missing or nonsensical one falls back to its place in the list."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 2**31:
+        return int(value)
+    return position
 
 
 def _rules(raw: Any) -> tuple[Rule, ...]:
@@ -90,12 +98,13 @@ def graph_from_resources(
     app_props: dict[str, Mapping[str, Any]] = {}
     policies: dict[str, Policy] = {}
     for res in resources:
-        typ, props = res.get("type"), res.get("props") or {}
-        rid = res.get("id") or _str(props, "id")
+        typ, props = res.get("type"), res.get("props")
+        props = props if isinstance(props, Mapping) else {}
+        rid = _str(res, "id") or _str(props, "id")
         if typ == POLICY_TYPE and rid:
             policies[rid] = _policy(rid, props, inline=False)
         elif typ == APP_TYPE:
-            name = _str(props, "name") or res.get("name") or rid or "?"
+            name = _str(props, "name") or _str(res, "name") or rid or "?"
             saas = _get(props, "saasApp", "saas_app")
             apps[name] = App(
                 name=name,
@@ -115,8 +124,7 @@ def graph_from_resources(
             if not isinstance(entry, Mapping):
                 continue
             pid = _str(entry, "id")
-            precedence = entry.get("precedence")
-            precedence = int(precedence) if isinstance(precedence, (int, float)) else i + 1
+            precedence = _precedence(entry.get("precedence"), i + 1)
             if pid and pid in policies:
                 attached.append((pid, precedence))
             elif _get(entry, "decision") or _get(entry, "includes", "include"):
@@ -156,7 +164,7 @@ def _apps_output(apps: Any, *, managed_default: bool) -> list[App]:
             aud=_str(entry, "aud"),
             domain=_str(entry, "domain"),
             client_id=_str(entry, "client_id", "clientId"),
-            managed=bool(entry.get("managed", managed_default)),
+            managed=entry["managed"] if isinstance(entry.get("managed"), bool) else managed_default,
         ))
     return out
 
@@ -194,7 +202,10 @@ def graph_from_outputs(doc: Mapping[str, Any]) -> TrustGraph:
     by_name = {a.name: a for a in apps}
     policies: dict[str, Policy] = {}
     attachments: dict[str, list[tuple[str, int]]] = {}
-    for i, link in enumerate(doc.get("links") or ()):
+    links = doc.get("links") or []
+    if not isinstance(links, list):
+        raise StateError("`links` is not a list (expected [{from, to, policy_id}, ...])")
+    for i, link in enumerate(links):
         if not isinstance(link, Mapping):
             continue
         src, dst = by_name.get(str(link.get("from"))), str(link.get("to"))
@@ -217,9 +228,12 @@ def read_state(path: Path | str) -> TrustGraph:
     """Read a stack export or a stack output file, whichever it is; StateError names the file and the fix."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8") if str(path) != "-" else __import__("sys").stdin.read()
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except OSError as exc:
         raise StateError(f"{path}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise StateError(f"{path}: not UTF-8 text (byte {exc.start}); give the output of `pulumi stack export` "
+                         "or `pulumi stack output --json`") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:

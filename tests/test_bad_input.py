@@ -1,0 +1,85 @@
+"""Unusable input on every command: exit 2 with a message naming the file, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from components.cli import main
+from components.errors import StateError
+from components.plan import PROJECT_ROOT
+from components.state import APP_TYPE, POLICY_TYPE, graph_from_export, graph_from_outputs
+
+DEV_STACK = PROJECT_ROOT / "stacks" / "Pulumi.dev.yaml"
+UID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+
+
+def run(*args: str) -> object:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def binary(tmp_path: Path) -> Path:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"\xff\xfe linked-apps")
+    return path
+
+
+@pytest.mark.parametrize("command", [
+    ["plan", "--config"], ["check", "--config"], ["graph", "--config"], ["who-calls", "hr-portal", "--config"],
+])
+def test_config_that_is_not_utf8_exits_2_naming_the_file(binary: Path, command: list[str]) -> None:
+    result = run(*command, binary)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"{binary}: not UTF-8 text" in result.output
+
+
+@pytest.mark.parametrize("command", [
+    ["graph", "--state"], ["reach", "hr-portal", "--state"], ["check", "--stack", "dev", "--state"],
+    ["diff", "--stack", "dev", "--against"], ["verify", "--to", "payroll-api", "--cf-access-token", "t", "--state"],
+])
+def test_state_that_is_not_utf8_exits_2_naming_the_file(binary: Path, command: list[str]) -> None:
+    result = run(*command, binary)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"{binary}: not UTF-8 text" in result.output
+
+
+def test_a_project_without_a_program_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "stacks").mkdir()
+    shutil.copy(DEV_STACK, tmp_path / "stacks" / "Pulumi.dev.yaml")
+    result = run("plan", "--stack", "dev", "--project-dir", tmp_path)
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path} has no __main__.py" in result.output
+
+
+def test_export_with_values_of_the_wrong_kind_reads_without_crashing() -> None:
+    """Hand-edited or foreign exports: ids that are not strings, absurd precedences, props that are not maps."""
+    doc = {"deployment": {"resources": [
+        {"type": POLICY_TYPE, "id": {"not": "a string"}, "outputs": {"decision": "non_identity"}},
+        {"type": APP_TYPE, "id": 5, "outputs": {"name": "odd-id", "type": "self_hosted"}},
+        {"type": APP_TYPE, "id": UID, "outputs": {"name": "api", "type": "self_hosted", "policies": [
+            {"id": "by-hand", "precedence": 1e400},
+            {"decision": "non_identity", "includes": [{"linkedAppToken": {"appUid": UID}}], "precedence": True},
+        ]}},
+        {"type": APP_TYPE, "id": "x", "outputs": ["not", "a", "map"]},
+    ]}}
+    graph = graph_from_export(doc)
+    assert graph.apps["odd-id"].uid is None
+    # Precedences that are no usable number fall back to the place in the list.
+    assert graph.attachments["api"] == (("by-hand", 1), ("inline:api:1", 2))
+
+
+def test_outputs_whose_links_are_not_a_list_are_a_state_error() -> None:
+    with pytest.raises(StateError, match="`links` is not a list"):
+        graph_from_outputs({"apps": {}, "links": "hr-portal -> payroll-api"})
+
+
+def test_outputs_with_a_managed_flag_that_is_not_a_boolean_keep_the_default() -> None:
+    graph = graph_from_outputs(json.loads('{"apps": {"a": {"type": "self_hosted", "managed": "no"}}}'))
+    assert graph.apps["a"].managed is True
