@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from ._cmd_questions import deployed_graph, desired_topology
-from .cli import fail, stack_options
+from .cli import fail, load_state, load_topology, stack_options
 from .errors import UnknownAppError
 
 
@@ -28,12 +27,12 @@ def check_command(stack: str | None, config: Path | None, project_dir: Path | No
     that is deployed, e.g. to catch a link someone added by hand. Exit 0 when everything holds, 1 when a rule or
     an assertion fails, 2 when the input cannot be used (including an assertion naming an app the state lacks).
     """
-    topology, where = desired_topology(stack, config, project_dir)
+    topology, where = load_topology(stack, config, project_dir)
     absent: list[str] = []
     if state is None:
         against, violations = f"desired trust, {where}", topology.violations()
     else:
-        graph = deployed_graph(state)
+        graph = load_state(state)
         named = (name for assertion in topology.assertions for _, name in assertion.app_refs())
         absent = sorted({name for name in named if name not in graph.apps})
         try:

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import click
 
-from .cli import fail, load_desired, stack_options
+from .cli import load_desired, load_state, stack_options
 from .diff import diff_trust
-from .errors import StateError
 from .render import Drawing, diff_markdown, diff_text, dot, mermaid
-from .state import read_state
 
 
 @click.command("diff")
@@ -31,10 +29,7 @@ def diff_command(stack: str | None, config: Path | None, project_dir: Path | Non
     Apps are matched by their Cloudflare name. The plan's rule violations are reported, not fatal.
     Exit 0; with --exit-code 1 when trust changes; 2 when an input cannot be read.
     """
-    try:
-        deployed = read_state(against)
-    except StateError as exc:
-        fail(f"{exc}")
+    deployed = load_state(against)
     desired = load_desired(stack, config, project_dir)
     result = diff_trust(desired.graph, deployed, desired.violations)
     desired_label = f"stack {stack}" if stack else str(config)

@@ -9,18 +9,8 @@ from pathlib import Path
 
 import click
 
-from .cli import fail, project_dir as resolve_project_dir
-from .errors import LinkedAppsError
-from .graph import TrustGraph
+from .cli import fail, load_state, load_topology
 from .render import Drawing, dot, mermaid
-
-
-def _desired(stack: str | None, config: Path | None, project: Path | None) -> TrustGraph:
-    from .plan import read_config_file, stack_file
-    from .topology import topology_from_config
-
-    path = config if config is not None else stack_file(stack, resolve_project_dir(project))  # type: ignore[arg-type]
-    return topology_from_config(read_config_file(path), source=str(path)).trust_graph()
 
 
 @click.command("graph")
@@ -41,14 +31,6 @@ def graph_command(stack: str | None, config: Path | None, state: str | None, pro
     """
     if sum(x is not None for x in (stack, config, state)) != 1:
         fail("give exactly one of --stack NAME, --config FILE or --state FILE")
-    try:
-        if state is not None:
-            from .state import read_state
-
-            graph = read_state(state)
-        else:
-            graph = _desired(stack, config, project_dir)
-    except LinkedAppsError as exc:
-        fail(str(exc))
+    graph = load_state(state) if state is not None else load_topology(stack, config, project_dir)[0].trust_graph()
     drawing = Drawing.of_graph(graph)
     click.echo(dot(drawing) if fmt == "dot" else mermaid(drawing))

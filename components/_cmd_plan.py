@@ -7,9 +7,13 @@ from pathlib import Path
 
 import click
 
+from typing import TYPE_CHECKING
+
 from .cli import load_desired, stack_options
-from .plan import Plan
 from .rules import token_header
+
+if TYPE_CHECKING:
+    from .plan import Plan
 
 
 def _short_type(token: str) -> str:

@@ -12,34 +12,10 @@ from typing import Any
 
 import click
 
-from .cli import fail, project_dir, stack_options
+from .cli import fail, load_state, load_topology, stack_options
 from .errors import LinkedAppsError
 from .graph import Link, TrustGraph
 from .paths import Explanation, Reach, callers, explain, reach, render_path
-from .topology import Topology
-
-
-def desired_topology(stack: str | None, config: Path | None, project: Path | None) -> tuple[Topology, str]:
-    """The topology of `--stack NAME` or `--config FILE` (exactly one), and where it came from; errors exit 2."""
-    from .plan import read_config_file, stack_file
-    from .topology import topology_from_config
-
-    if (stack is None) == (config is None):
-        fail("give exactly one of --stack NAME or --config FILE")
-    path = config if config is not None else stack_file(stack, project_dir(project))  # type: ignore[arg-type]
-    try:
-        return topology_from_config(read_config_file(path), source=str(path)), f"stack {stack}" if stack else str(path)
-    except LinkedAppsError as exc:
-        fail(str(exc))
-
-
-def deployed_graph(state: Path) -> TrustGraph:
-    from .state import read_state
-
-    try:
-        return read_state(state)
-    except LinkedAppsError as exc:
-        fail(str(exc))
 
 
 def load_graph(
@@ -49,8 +25,8 @@ def load_graph(
     if sum(x is not None for x in (stack, config, state)) != 1:
         fail("give exactly one of --stack NAME, --config FILE (desired trust) or --state FILE (deployed trust)")
     if state is not None:
-        return deployed_graph(state), f"deployed trust in {state}"
-    topology, where = desired_topology(stack, config, project)
+        return load_state(state), f"deployed trust in {state}"
+    topology, where = load_topology(stack, config, project)
     return topology.trust_graph(), f"desired trust, {where}"
 
 

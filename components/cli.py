@@ -10,9 +10,16 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+from .errors import LinkedAppsError
+
+if TYPE_CHECKING:
+    from .graph import TrustGraph
+    from .plan import Plan
+    from .topology import Topology
 
 # command name -> "module:attribute" of a click.Command, loaded on first use.
 COMMANDS: dict[str, str] = {
@@ -66,22 +73,50 @@ def project_dir(explicit: Path | None = None) -> Path:
     return cwd if (cwd / "Pulumi.yaml").is_file() and (cwd / "__main__.py").is_file() else PROJECT_ROOT
 
 
-def load_desired(stack: str | None, config: Path | None, project: Path | None, *, outputs: bool = False) -> Any:
-    """Plan the program for `--stack NAME` or `--config FILE` (exactly one); ConfigError exits 2."""
-    from .errors import LinkedAppsError
-    from .plan import plan, read_config_file, stack_file
+def config_path(stack: str | None, config: Path | None, project: Path | None) -> Path:
+    """The stack config file of `--stack NAME` or `--config FILE`; giving both or neither exits 2."""
+    from .plan import stack_file
 
     if (stack is None) == (config is None):
         fail("give exactly one of --stack NAME or --config FILE")
+    return config if config is not None else stack_file(stack, project_dir(project))  # type: ignore[arg-type]
+
+
+def load_topology(stack: str | None, config: Path | None, project: Path | None) -> tuple[Topology, str]:
+    """The desired topology from the config alone (no program run, no Pulumi) and a label for it; errors exit 2."""
+    from .plan import read_config_file
+    from .topology import topology_from_config
+
+    path = config_path(stack, config, project)
+    try:
+        return topology_from_config(read_config_file(path), source=str(path)), f"stack {stack}" if stack else str(path)
+    except LinkedAppsError as exc:
+        fail(str(exc))
+
+
+def load_desired(stack: str | None, config: Path | None, project: Path | None, *, outputs: bool = False) -> Plan:
+    """Plan the program for `--stack NAME` or `--config FILE` (exactly one); ConfigError exits 2."""
+    from .plan import plan, read_config_file
+
+    path = config_path(stack, config, project)
     root = project_dir(project)
     if not (root / "__main__.py").is_file():
         fail(f"{root} has no __main__.py, so there is no Pulumi program to plan; point --project-dir at the "
              "project (the folder holding Pulumi.yaml and __main__.py)")
-    path = config if config is not None else stack_file(stack, root)  # type: ignore[arg-type]
     try:
         values = read_config_file(path)
         return plan(values, source=str(path), stack=stack or path.stem.split(".")[-1],
                     program=root / "__main__.py", resolve_outputs=outputs)
+    except LinkedAppsError as exc:
+        fail(str(exc))
+
+
+def load_state(path: Path | str) -> TrustGraph:
+    """Deployed trust from a `pulumi stack export` or `pulumi stack output --json` file ('-': stdin); errors exit 2."""
+    from .state import read_state
+
+    try:
+        return read_state(path)
     except LinkedAppsError as exc:
         fail(str(exc))
 

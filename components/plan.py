@@ -6,11 +6,9 @@ secure config values become placeholders. What the program registers is what `pu
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import hashlib
 import json
-import runpy
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -167,6 +165,10 @@ def plan(config: Mapping[str, Any], *, source: str = "stack config", stack: str 
 
 
 def _run(topology: Topology, config: Mapping[str, Any], stack: str, program: Path, resolve_outputs: bool) -> Plan:
+    # Imported here, not at the top: who-calls, graph and check read config through this module and never run.
+    import asyncio
+    import runpy
+
     import pulumi
     from pulumi.runtime import mocks, settings
     from pulumi.runtime.config import set_all_config
