@@ -81,11 +81,6 @@ def _own_policies(
     return own
 
 
-def _attachments(own: Sequence[pulumi.Input[str]], linked: Sequence[pulumi.Input[str]]) -> list[dict]:
-    # Ids go in as they are (strings or Outputs): no apply per app, so large stacks stay near the SDK's floor.
-    return policy_attachments(own, linked)
-
-
 class SelfHostedApp(pulumi.ComponentResource):
     """A self-hosted Access application; it can accept user tokens of linked apps (LinkedAppTrust)."""
 
@@ -112,7 +107,8 @@ class SelfHostedApp(pulumi.ComponentResource):
             domain=args.get("domain"),
             destinations=destinations or None,
             session_duration=args.get("session_duration"),
-            policies=_attachments(own, linked) if own or linked else None,
+            # Ids go in as they are (strings or Outputs): no apply per app keeps large stacks near the SDK's floor.
+            policies=policy_attachments(own, linked) if own or linked else None,
             opts=child,
         )
         self.uid = app.id
@@ -153,7 +149,7 @@ class SaasApp(pulumi.ComponentResource):
                 "scopes": list(args.get("scopes") or ["openid", "email", "profile"]),
                 "access_token_lifetime": args.get("access_token_lifetime"),
             },
-            policies=_attachments(own, []) if own else None,
+            policies=policy_attachments(own, []) if own else None,
             opts=child,
         )
         self.uid = app.id

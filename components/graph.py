@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .errors import UnknownAppError
-from .rules import LINKED_APP_TOKEN, NON_IDENTITY, AppFacts, LinkRef, Violation, check_links
+from .rules import LINKED_APP_TOKEN, NON_IDENTITY
 
 Rule = tuple[str, "str | None"]
 """A policy rule as `(selector, app_uid)`; app_uid is set for linked_app_token rules only."""
@@ -134,11 +134,6 @@ class TrustGraph:
     def attached_policies(self, name: str) -> list[Policy]:
         """The app's attached policies in precedence order (ids with no known policy are skipped)."""
         return [self.policies[pid] for pid, _ in self.attachments.get(name, ()) if pid in self.policies]
-
-    # -- rules ----------------------------------------------------------------------------------------------
-    def violations(self) -> list[Violation]:
-        facts = {a.name: AppFacts(a.type, a.managed) for a in self.apps.values()}
-        return check_links(facts, [LinkRef(link.source, link.target) for link in self.links])
 
     def as_dict(self) -> dict[str, object]:
         return {

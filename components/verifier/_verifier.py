@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, TokenRejected, UnknownAppError
@@ -108,13 +107,6 @@ class Verifier:
         self._grants: dict[tuple[str, tuple[str, ...], str], Grant] = {}
         self._verified_headers: dict[str, str] = {}
 
-    @classmethod
-    def from_state(cls, path: Path | str, **options: Any) -> Verifier:
-        """Read a `pulumi stack export` or `pulumi stack output --json` file (StateError names the problem)."""
-        from ..state import read_state
-
-        return cls(read_state(path), **options)
-
     # -- public -------------------------------------------------------------------------------------------
     def target(self, ref: str) -> App:
         """The receiving app by Cloudflare name, uid or domain; UnknownAppError names near misses."""
@@ -165,10 +157,6 @@ class Verifier:
     def clear_cache(self) -> None:
         self._cf_cache.clear()
         self._bearer_cache.clear()
-
-    @property
-    def key_sets(self) -> list[KeySet]:
-        return [self.certs, *self._saas_keys.values()]
 
     # -- internals ----------------------------------------------------------------------------------------
     def _keyset(self, url: str) -> KeySet:
