@@ -259,6 +259,14 @@ def saas_jwks_path(client_id: str) -> str:
     return f"/cdn-cgi/access/sso/oidc/{client_id}/jwks"
 
 
+def dev_jwks_server(key: SigningKey) -> JwksServer:
+    """A running server publishing `key` as the team's certs and as the dev stack's SaaS app (mcp-server)."""
+    server = JwksServer()
+    server.serve_json(CERTS, jwks(key))
+    server.serve_json(saas_jwks_path(dev_app("mcp-server")["client_id"]), jwks(key))
+    return server
+
+
 def userinfo_path(client_id: str) -> str:
     return f"/cdn-cgi/access/sso/oidc/{client_id}/userinfo"
 

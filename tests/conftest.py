@@ -1,4 +1,4 @@
-"""Shared fixtures: stack configs as the engine would see them, and planning helpers."""
+"""Shared fixtures: stack configs as the engine would see them, the dev stack's outputs, and config helpers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 import hypothesis  # noqa: F401  - imported before any program run; a late import trips a CPython 3.11 AST bug
 import pytest
 
+from components.errors import ConfigError
 from components.plan import read_config_file, stack_file
+from components.topology import topology_from_config
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TEAM = "acme.cloudflareaccess.com"
@@ -39,6 +41,13 @@ def link(a: str, b: str, **kw: Any) -> dict[str, Any]:
     return {"from": a, "to": b, **kw}
 
 
+def problems(values: dict[str, Any]) -> list[str]:
+    """The problems ConfigError lists for a config that must not parse."""
+    with pytest.raises(ConfigError) as info:
+        topology_from_config(values)
+    return info.value.problems
+
+
 @pytest.fixture(scope="session")
 def _dev_config() -> dict[str, Any]:
     return read_config_file(stack_file("dev"))
@@ -47,3 +56,14 @@ def _dev_config() -> dict[str, Any]:
 @pytest.fixture
 def dev_config(_dev_config: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(_dev_config)
+
+
+@pytest.fixture
+def dev_outputs() -> dict[str, Any]:
+    """`pulumi stack output --json` of the dev stack from the real program (one run per test process, shared
+    with the review and verifier fixtures); a copy, so a test may edit it."""
+    from tests._review_export import dev_config as fresh_dev_config, planned
+
+    result = planned(fresh_dev_config(), "dev")
+    assert result.violations == []
+    return copy.deepcopy(result.outputs)

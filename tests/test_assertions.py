@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from components.assertions import RULE, check_assertions
-from components.errors import ConfigError, UnknownAppError
+from components.errors import UnknownAppError
 from components.graph import App, Link, TrustGraph
 from components.plan import plan
 from components.state import graph_from_outputs
@@ -25,7 +25,7 @@ from components.topology import (
     topology_from_config,
 )
 
-from .conftest import config, link, self_hosted
+from .conftest import config, link, problems, self_hosted
 
 # The dev stack's links: hr-portal -> payroll-api, mcp-server -> docs-api, mcp-server -> payroll-api,
 # legacy-crm -> docs-api, payroll-api -> ledger.
@@ -36,19 +36,6 @@ def with_assertions(dev: dict[str, Any], *assertions: dict[str, Any]) -> dict[st
     values["linked-apps:assertions"] = list(assertions)
     return values
 
-
-def problems(values: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        topology_from_config(values)
-    return info.value.problems
-
-
-@pytest.fixture(scope="module")
-def dev_outputs(_dev_config: dict[str, Any]) -> dict[str, Any]:
-    """`pulumi stack output --json` of the dev stack as the real program would leave it (one program run)."""
-    result = plan(_dev_config)
-    assert result.violations == []
-    return result.outputs
 
 
 # -- the contract -------------------------------------------------------------------------------------------

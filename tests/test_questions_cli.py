@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,30 +12,25 @@ import yaml
 from click.testing import CliRunner
 
 from components.cli import main
-from components.plan import PROJECT_ROOT, plan
+from tests._startup_probe import loaded_by
 
 
 def run(*args: str) -> Any:
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-@pytest.fixture(scope="module")
-def outputs(_dev_config: dict[str, Any]) -> dict[str, Any]:
-    return plan(_dev_config).outputs
-
-
 @pytest.fixture
-def state(tmp_path: Path, outputs: dict[str, Any]) -> Path:
+def state(tmp_path: Path, dev_outputs: dict[str, Any]) -> Path:
     """`pulumi stack output --json` of the deployed dev stack."""
     path = tmp_path / "state.json"
-    path.write_text(json.dumps(outputs))
+    path.write_text(json.dumps(dev_outputs))
     return path
 
 
 @pytest.fixture
-def drifted(tmp_path: Path, outputs: dict[str, Any]) -> Path:
+def drifted(tmp_path: Path, dev_outputs: dict[str, Any]) -> Path:
     """Deployed dev stack plus two links added by hand: legacy-crm -> payroll-api and ledger -> hr-portal (a cycle)."""
-    doc = copy.deepcopy(outputs)
+    doc = copy.deepcopy(dev_outputs)
     doc["links"] += [{"from": "legacy-crm", "to": "payroll-api", "policy_id": "pol-by-hand"},
                      {"from": "ledger", "to": "hr-portal", "policy_id": "pol-loop"}]
     path = tmp_path / "drifted.json"
@@ -86,10 +79,10 @@ def test_reach_on_deployed_state_follows_a_cycle_once(drifted):
     }
 
 
-def test_reach_on_deployed_state_carries_policy_ids(state, outputs):
+def test_reach_on_deployed_state_carries_policy_ids(state, dev_outputs):
     r = run("reach", "payroll-api", "--state", state, "--format", "json")
     [entry] = json.loads(r.output)["reaches"]
-    assert entry["links"][0]["policy_id"] == next(l["policy_id"] for l in outputs["links"] if l["from"] == "payroll-api")
+    assert entry["links"][0]["policy_id"] == next(l["policy_id"] for l in dev_outputs["links"] if l["from"] == "payroll-api")
 
 
 # -- who-calls ------------------------------------------------------------------------------------------------
@@ -222,8 +215,8 @@ def test_check_against_drifted_state_exits_1_naming_assertion_apps_and_path(drif
     assert crm["apps"] == ["legacy-crm", "payroll-api", "ledger"]
 
 
-def test_check_state_from_before_an_app_existed(tmp_path, outputs):
-    before = copy.deepcopy(outputs)
+def test_check_state_from_before_an_app_existed(tmp_path, dev_outputs):
+    before = copy.deepcopy(dev_outputs)
     del before["apps"]["ledger"]
     before["links"] = [l for l in before["links"] if l["to"] != "ledger"]
     path = tmp_path / "before.json"
@@ -266,14 +259,6 @@ def test_diff_reports_assertions_on_the_desired_side(tmp_path, _dev_config, stat
     ["check", "--stack", "dev"],
 ])
 def test_questions_never_import_pulumi(args):
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from components.cli import main\n"
-        f"r = CliRunner().invoke(main, {args!r})\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_cloudflare')))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    code, loaded = loaded_by(*args)
+    assert code == 0
+    assert not loaded & {"pulumi", "pulumi_cloudflare"}

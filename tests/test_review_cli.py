@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from components.cli import main
 from components.plan import Plan, read_config_file
 from tests._review_export import ROOT, dev_config, export_document, output_document, planned
 from tests._review_parsers import fenced_blocks, markdown_tables, parse_dot, parse_mermaid
+from tests._startup_probe import loaded_by
 
 EXAMPLE_STATE = "examples/dev-state.json"
 
@@ -162,12 +161,9 @@ def test_graph_bad_input_exits_2(args: list[str]) -> None:
 
 
 def test_graph_never_imports_pulumi() -> None:
-    code = ("import sys\nfrom components.cli import main\n"
-            "try:\n    main(['graph', '--stack', 'dev', '--format', 'dot'])\nexcept SystemExit as e:\n    assert not e.code\n"
-            "loaded = sorted(m for m in sys.modules if m == 'pulumi' or m.startswith(('pulumi.', 'pulumi_')))\n"
-            "print('LOADED', loaded)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert "LOADED []" in out
+    code, loaded = loaded_by("graph", "--stack", "dev", "--format", "dot")
+    assert code == 0
+    assert not loaded & {"pulumi", "pulumi_cloudflare"}
 
 
 # -- the README's example is what the command prints ------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from components.errors import ConfigError
 from components.topology import (
     ExistingAppSpec,
     LookupAppSpec,
@@ -14,13 +13,7 @@ from components.topology import (
     topology_from_config,
 )
 
-from .conftest import EXISTING_UID, config, link, saas, self_hosted
-
-
-def problems(values: dict) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        topology_from_config(values)
-    return info.value.problems
+from .conftest import EXISTING_UID, config, link, problems, saas, self_hosted
 
 
 def test_dev_stack_parses_every_kind_of_app(dev_config):

@@ -16,14 +16,12 @@ from components.errors import UnknownAppError
 from components.state import graph_from_export
 from components.verifier import AccessMiddleware, Verifier
 from tests._verifier_support import (
-    CERTS,
     JwksServer,
     app_claims,
     dev_app,
     dev_export,
-    jwks,
+    dev_jwks_server,
     saas_claims,
-    saas_jwks_path,
     signing_key,
 )
 
@@ -33,9 +31,7 @@ MCP = dev_app("mcp-server")["client_id"]
 
 @pytest.fixture(scope="module")
 def server() -> Any:
-    with JwksServer() as srv:
-        srv.serve_json(CERTS, jwks(KEY))
-        srv.serve_json(saas_jwks_path(MCP), jwks(KEY))
+    with dev_jwks_server(KEY) as srv:
         yield srv
 
 

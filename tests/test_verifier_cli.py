@@ -14,16 +14,15 @@ import pytest
 from click.testing import CliRunner
 
 from components.cli import main
+from tests._startup_probe import loaded_by
 from tests._verifier_support import (
-    CERTS,
     JwksServer,
     app_claims,
     dev_app,
     dev_export,
+    dev_jwks_server,
     dev_outputs,
-    jwks,
     saas_claims,
-    saas_jwks_path,
     signing_key,
 )
 
@@ -33,9 +32,7 @@ MCP = dev_app("mcp-server")["client_id"]
 
 @pytest.fixture(scope="module")
 def server() -> Any:
-    with JwksServer() as srv:
-        srv.serve_json(CERTS, jwks(KEY))
-        srv.serve_json(saas_jwks_path(MCP), jwks(KEY))
+    with dev_jwks_server(KEY) as srv:
         yield srv
 
 
@@ -179,22 +176,10 @@ def test_live_stack_through_the_automation_api(tmp_path: Path) -> None:  # pragm
 
 
 def test_the_command_imports_neither_pulumi_nor_the_provider(server: JwksServer, export_file: Path) -> None:
-    probe = (
-        "import sys, runpy\n"
-        "sys.argv = ['linked-apps', 'verify', '--state', sys.argv[1], '--to', 'payroll-api',\n"
-        "            '--cf-access-token', sys.argv[2], '--access-url', sys.argv[3], '--json']\n"
-        "try:\n"
-        "    from components.cli import main\n"
-        "    main()\n"
-        "except SystemExit as exc:\n"
-        "    loaded = sorted(m for m in sys.modules if m == 'pulumi' or m.startswith(('pulumi.', 'pulumi_')))\n"
-        "    print('EXIT', exc.code, 'LOADED', loaded)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", probe, str(export_file), hr_token(), server.url],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    last = result.stdout.strip().splitlines()[-1]
-    assert last == "EXIT 0 LOADED []", result.stdout
+    code, loaded = loaded_by("verify", "--state", str(export_file), "--to", "payroll-api", "--cf-access-token",
+                             hr_token(), "--access-url", server.url, "--json")
+    assert code == 0
+    assert not loaded & {"pulumi", "pulumi_cloudflare"}
 
 
 def test_exit_codes_through_the_installed_script(server: JwksServer, export_file: Path) -> None:
