@@ -14,19 +14,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from base64 import urlsafe_b64encode
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import jwt  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
-
-from components.plan import plan, read_config_file, stack_file  # noqa: E402
+import jwt
+from _jwks import KID, dev_outputs, serve_json, signing_key
 
 
 def main() -> int:
@@ -34,34 +26,19 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
 
-    outputs = plan(read_config_file(stack_file("dev"))).outputs
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    numbers = key.public_key().public_numbers()
-    b64 = lambda n: urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()  # noqa: E731
-    body = json.dumps({"keys": [{"kty": "RSA", "kid": "k1", "e": b64(numbers.e), "n": b64(numbers.n)}]}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            self.send_response(200)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    outputs = dev_outputs()
+    key, keys = signing_key()
+    httpd, url = serve_json(keys)
     now = int(time.time())
     token = jwt.encode({"aud": [outputs["apps"]["hr-portal"]["aud"]], "email": "ann@acme.com", "exp": now + 3600,
                         "iat": now, "nbf": now, "iss": "https://acme.cloudflareaccess.com", "type": "app",
-                        "sub": "7335d417-61da-459d-899c-0a01c76a2f94"}, key, algorithm="RS256", headers={"kid": "k1"})
+                        "sub": "7335d417-61da-459d-899c-0a01c76a2f94"}, key, algorithm="RS256", headers={"kid": KID})
     script = Path(sys.executable).with_name("linked-apps")
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "outputs.json"
         state.write_text(json.dumps(outputs))
         command = [str(script), "verify", "--state", str(state), "--to", "payroll-api", "--cf-access-token", token,
-                   "--access-url", f"http://127.0.0.1:{httpd.server_address[1]}", "--json"]
+                   "--access-url", url, "--json"]
         baseline, times = [], []
         for _ in range(args.runs):
             started = time.perf_counter()

@@ -15,20 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
-from base64 import urlsafe_b64decode, urlsafe_b64encode
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from base64 import urlsafe_b64decode
 
-ROOT = Path(__file__).resolve().parent.parent
+from _jwks import KID, ROOT, dev_outputs, serve_json, signing_key
+
 sys.path.insert(0, str(ROOT))
 
 import jwt  # noqa: E402  - PyJWT mints the tokens: an implementation independent of the one measured
 from cryptography.hazmat.primitives import hashes  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 from components.state import graph_from_outputs  # noqa: E402
 from components.verifier import Verifier  # noqa: E402
@@ -43,33 +40,6 @@ def one_core() -> str:
         return f"pinned to CPU {cpu}"
     except (AttributeError, OSError):
         return "not pinned (no sched_setaffinity)"
-
-
-def serve_jwks(doc: dict) -> tuple[ThreadingHTTPServer, str]:
-    body = json.dumps(doc).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            self.send_response(200)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
-
-
-def dev_outputs() -> dict:
-    """The dev stack's outputs from the real program, planned in a child process: a verifier service does not
-    load Pulumi, and neither does this one (a large heap would bill its garbage collections to the verifier)."""
-    code = ("import json; from components.plan import plan, read_config_file, stack_file; "
-            "print(json.dumps(plan(read_config_file(stack_file('dev'))).outputs))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
 
 
 def rates(fns: list, seconds: float, rounds: int = 8) -> list[float]:
@@ -94,17 +64,14 @@ def main() -> int:
 
     outputs = dev_outputs()
     graph = graph_from_outputs(outputs)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    numbers = key.public_key().public_numbers()
-    b64 = lambda n: urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()  # noqa: E731
-    httpd, url = serve_jwks({"keys": [{"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
-                                       "e": b64(numbers.e), "n": b64(numbers.n)}]})
+    key, keys = signing_key()
+    httpd, url = serve_json(keys)
     now = int(time.time())
     aud = outputs["apps"][SOURCE]["aud"]
     tokens = [jwt.encode({"aud": [aud], "email": f"user{i}@acme.com", "exp": now + 3600, "iat": now, "nbf": now,
                           "iss": "https://acme.cloudflareaccess.com", "type": "app", "identity_nonce": f"n{i}",
                           "sub": f"00000000-0000-4000-8000-{i:012d}", "country": "NL"},
-                         key, algorithm="RS256", headers={"kid": "k1"}) for i in range(args.tokens)]
+                         key, algorithm="RS256", headers={"kid": KID}) for i in range(args.tokens)]
     print(f"{len(tokens)} tokens of {len(tokens[0])} characters", file=sys.stderr)
 
     # raw: the signature check alone, on a real token's signing input

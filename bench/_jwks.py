@@ -1,0 +1,56 @@
+"""What the verifier benchmarks share: the dev stack's outputs, an RSA signing key, and its JWKS on loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from base64 import urlsafe_b64encode
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ROOT = Path(__file__).resolve().parent.parent
+KID = "k1"
+
+
+def dev_outputs() -> dict:
+    """The dev stack's outputs from the real program, planned in a child process: a verifier service does not
+    load Pulumi, and neither does a benchmark of one (a large heap would bill its garbage collections to it)."""
+    code = ("import json; from components.plan import plan, read_config_file, stack_file; "
+            "print(json.dumps(plan(read_config_file(stack_file('dev'))).outputs))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def signing_key() -> tuple[rsa.RSAPrivateKey, dict]:
+    """A fresh RSA-2048 key and the JWKS (`kid` KID) that publishes its public half."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    numbers = key.public_key().public_numbers()
+
+    def b64(n: int) -> str:
+        return urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+    return key, {"keys": [{"kty": "RSA", "kid": KID, "alg": "RS256", "use": "sig", "e": b64(numbers.e),
+                           "n": b64(numbers.n)}]}
+
+
+def serve_json(doc: dict) -> tuple[ThreadingHTTPServer, str]:
+    """Serve `doc` at every path of a loopback HTTP server; returns the server and its base URL."""
+    body = json.dumps(doc).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
