@@ -225,26 +225,28 @@ def graph_from_outputs(doc: Mapping[str, Any]) -> TrustGraph:
 
 
 def read_state(path: Path | str) -> TrustGraph:
-    """Read a stack export or a stack output file, whichever it is; StateError names the file and the fix."""
-    path = Path(path)
+    """Read a stack export or a stack output file ('-': standard input), whichever it is; StateError names the
+    file and the fix."""
+    stdin = str(path) == "-"
+    name = "standard input" if stdin else str(path)
     try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        text = sys.stdin.read() if stdin else Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise StateError(f"{path}: cannot be read ({exc.strerror})") from None
+        raise StateError(f"{name}: cannot be read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
-        raise StateError(f"{path}: not UTF-8 text (byte {exc.start}); give the output of `pulumi stack export` "
+        raise StateError(f"{name}: not UTF-8 text (byte {exc.start}); give the output of `pulumi stack export` "
                          "or `pulumi stack output --json`") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise StateError(f"{path}: not JSON (line {exc.lineno}: {exc.msg}); give the output of "
+        raise StateError(f"{name}: not JSON (line {exc.lineno}: {exc.msg}); give the output of "
                          "`pulumi stack export` or `pulumi stack output --json`") from None
     if not isinstance(doc, Mapping):
-        raise StateError(f"{path}: expected a JSON object from `pulumi stack export` or `pulumi stack output --json`")
+        raise StateError(f"{name}: expected a JSON object from `pulumi stack export` or `pulumi stack output --json`")
     try:
         return graph_from_export(doc) if "deployment" in doc else graph_from_outputs(doc)
     except StateError as exc:
-        raise StateError(f"{path}: {exc}") from None
+        raise StateError(f"{name}: {exc}") from None
 
 
 def read_stack(stack: str, work_dir: Path | str) -> TrustGraph:

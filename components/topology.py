@@ -398,6 +398,9 @@ def _friendly(err: dict[str, Any]) -> str:
         msg = "unknown key" + (f"; did you mean `{hint[0]}`?" if hint else f"; known keys: {', '.join(sorted(known))}")
     elif kind == "missing":
         msg = "required key is missing"
+    elif loc[-1:] == ("[key]",):
+        loc = loc[:-1]
+        msg = "this name is not a string; quote it in the YAML"
     elif kind == "assertion_kind" and isinstance(err.get("input"), Mapping):
         kinds = [k for k in _ASSERTION_MODELS if k in err["input"]]
         if len(kinds) > 1:
@@ -437,7 +440,7 @@ def topology_from_config(values: Mapping[str, Any], source: str = "stack config"
     problems: list[str] = []
     prefix = f"{NAMESPACE}:"
     for key, value in values.items():
-        if not key.startswith(prefix):
+        if not isinstance(key, str) or not key.startswith(prefix):
             continue
         short = key[len(prefix):]
         if short not in _TOP_KEYS:

@@ -83,3 +83,19 @@ def test_outputs_whose_links_are_not_a_list_are_a_state_error() -> None:
 def test_outputs_with_a_managed_flag_that_is_not_a_boolean_keep_the_default() -> None:
     graph = graph_from_outputs(json.loads('{"apps": {"a": {"type": "self_hosted", "managed": "no"}}}'))
     assert graph.apps["a"].managed is True
+
+
+def test_empty_standard_input_is_named_as_such() -> None:
+    result = CliRunner().invoke(main, ["graph", "--state", "-"], input="")
+    assert result.exit_code == 2
+    assert result.output.startswith("linked-apps: standard input: not JSON")
+
+
+def test_config_keys_that_are_not_strings_are_named_not_crashed_on(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.odd.yaml"
+    path.write_text("config:\n  1: ignored, not our namespace\n  linked-apps:accountId: a\n"
+                    "  linked-apps:teamDomain: acme.cloudflareaccess.com\n"
+                    "  linked-apps:apps:\n    7: {type: self_hosted, domain: x.acme.com}\n")
+    result = run("check", "--config", path)
+    assert result.exit_code == 2, result.output
+    assert "linked-apps:apps[7]: this name is not a string; quote it in the YAML" in result.output
