@@ -67,9 +67,15 @@ def can_send_linked_token(app_type: str | None) -> bool:
     return app_type in SENDER_TYPES
 
 
+CF_ACCESS_TOKEN_HEADER = "Cf-Access-Token"
+"""Self-hosted -> self-hosted: A forwards its user's Access JWT to B in this header."""
+BEARER_HEADER = "Authorization: Bearer"
+"""SaaS (OIDC) -> self-hosted: A sends its OAuth token to B in this header."""
+
+
 def token_header(source_type: str | None) -> str:
     """The header a source app of this type sends its user token in (the two documented flows)."""
-    return "Authorization: Bearer" if source_type == "saas" else "Cf-Access-Token"
+    return BEARER_HEADER if source_type == "saas" else CF_ACCESS_TOKEN_HEADER
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from ..graph import App, TrustGraph
 from ..rules import (
+    BEARER_HEADER,
+    CF_ACCESS_TOKEN_HEADER,
     LINKED_APP_TOKEN,
     can_receive_linked_trust,
     can_send_linked_token,
@@ -20,7 +22,7 @@ from ..rules import (
 
 CF_ACCESS_TOKEN = "cf-access-token"
 BEARER = "bearer"
-FLOW_HEADER = {CF_ACCESS_TOKEN: "Cf-Access-Token", BEARER: "Authorization: Bearer"}
+FLOW_HEADER = {CF_ACCESS_TOKEN: CF_ACCESS_TOKEN_HEADER, BEARER: BEARER_HEADER}
 
 
 @dataclass(frozen=True, slots=True)
