@@ -50,8 +50,8 @@ def check(topology: Topology) -> None:
         raise RuleViolationError(violations)
 
 
-def deploy(topology: Topology) -> dict[str, Any]:
-    """Create the components for a checked topology and export the stack outputs; returns the components."""
+def deploy(topology: Topology) -> None:
+    """Create the components for a checked topology and export the stack outputs."""
     account = topology.account_id
     incoming: dict[str, list[str]] = {}
     for link in topology.links:
@@ -63,7 +63,7 @@ def deploy(topology: Topology) -> dict[str, Any]:
     def trust_for(source: str) -> LinkedAppTrust:
         # One reusable policy per source app, shared by every app that trusts it.
         if source not in trusts:
-            trusts[source] = LinkedAppTrust(f"{source}-trust", _trust_args(topology, source, built), opts=None)
+            trusts[source] = LinkedAppTrust(f"{source}-trust", _trust_args(topology, source, built))
         return trusts[source]
 
     edges = [(l.source, l.target) for l in topology.links]
@@ -89,7 +89,6 @@ def deploy(topology: Topology) -> dict[str, Any]:
             })
 
     _export(topology, built, trusts)
-    return {"apps": built, "trusts": trusts}
 
 
 def _common(spec: SelfHostedAppSpec | SaasAppSpec) -> dict[str, Any]:
