@@ -83,6 +83,19 @@ def _policy(pid: str, props: Mapping[str, Any], *, inline: bool) -> Policy:
     )
 
 
+def _disambiguate(apps: dict[str, App], app_props: dict[str, Mapping[str, Any]], name: str, uid: str | None,
+                  count: int) -> str:
+    """Cloudflare does not make app names unique. Two apps sharing one must never be mistaken for each other (a
+    verdict on the wrong app could grant), so neither keeps the bare name: each is `name [uid]`, and a question
+    by the bare name finds no app and lists both."""
+    if count == 2:
+        first = apps.pop(name)
+        renamed = f"{name} [{first.uid or 'no uid'}]"
+        apps[renamed] = replace(first, name=renamed)
+        app_props[renamed] = app_props.pop(name)
+    return f"{name} [{uid or f'no uid #{count}'}]"
+
+
 def graph_from_resources(
     resources: Iterable[Mapping[str, Any]],
     *,
@@ -97,6 +110,7 @@ def graph_from_resources(
     apps: dict[str, App] = {}
     app_props: dict[str, Mapping[str, Any]] = {}
     policies: dict[str, Policy] = {}
+    named: dict[str, int] = {}
     for res in resources:
         typ, props = res.get("type"), res.get("props")
         props = props if isinstance(props, Mapping) else {}
@@ -105,11 +119,15 @@ def graph_from_resources(
             policies[rid] = _policy(rid, props, inline=False)
         elif typ == APP_TYPE:
             name = _str(props, "name") or _str(res, "name") or rid or "?"
+            uid = (rid or _str(props, "uid") or "").lower() or None
+            named[name] = named.get(name, 0) + 1
+            if named[name] > 1:
+                name = _disambiguate(apps, app_props, name, uid, named[name])
             saas = _get(props, "saasApp", "saas_app")
             apps[name] = App(
                 name=name,
                 type=_str(props, "type") or "self_hosted",
-                uid=(rid or _str(props, "uid") or "").lower() or None,
+                uid=uid,
                 aud=_str(props, "aud"),
                 domain=_str(props, "domain"),
                 client_id=_str(saas, "clientId", "client_id") if isinstance(saas, Mapping) else None,

@@ -46,3 +46,20 @@ def test_live_state_needs_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
     with pytest.raises(StateError, match="needs the Pulumi CLI on PATH.*pulumi stack export > state.json"):
         read_stack("dev", ".")
+
+
+def test_apps_that_share_a_cloudflare_name_are_never_confused() -> None:
+    """Cloudflare does not make names unique: asking by the bare name must not pick one of them at random."""
+    from components.errors import UnknownAppError
+
+    first, second = "00000000-0000-4000-8000-0000000000a1", "00000000-0000-4000-8000-0000000000a2"
+    doc = {"deployment": {"resources": [
+        {"type": APP, "id": first, "outputs": {"name": "api", "type": "self_hosted", "domain": "a.acme.com"}},
+        {"type": APP, "id": second, "outputs": {"name": "api", "type": "saas"}},
+    ]}}
+    graph = graph_from_export(doc)
+    assert sorted(graph.apps) == [f"api [{first}]", f"api [{second}]"]
+    assert graph.find(first).type == "self_hosted" and graph.find(second).type == "saas"
+    assert graph.find("a.acme.com").uid == first
+    with pytest.raises(UnknownAppError, match=r"no app named 'api'.*api \["):
+        graph.find("api")
