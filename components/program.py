@@ -16,6 +16,7 @@ from .errors import LinkedAppsError, RuleViolationError
 from .rules import creation_order
 from .topology import (
     NAMESPACE,
+    ExistingAppSpec,
     LookupAppSpec,
     SaasAppSpec,
     SelfHostedAppSpec,
@@ -134,10 +135,13 @@ def _export(topology: Topology, built: dict[str, Any], trusts: dict[str, LinkedA
             else:
                 entry["client_id"] = component.client_id
                 secrets[name] = component.client_secret
-        elif name in trusts:
-            entry["uid"] = trusts[name].source_uid
-        elif hasattr(spec, "uid"):
-            entry["uid"] = spec.uid
+        else:
+            if name in trusts:  # resolved at deploy time (lookup, other stack) or given
+                entry["uid"] = trusts[name].source_uid
+            elif isinstance(spec, ExistingAppSpec):
+                entry["uid"] = spec.uid
+            if isinstance(spec, ExistingAppSpec) and spec.aud:
+                entry["aud"] = spec.aud
         apps[name] = entry
     links = [{"from": l.source, "to": l.target, "policy_id": trusts[l.source].policy_id} for l in topology.links]
     pulumi.export("team_domain", topology.team_domain)

@@ -54,6 +54,14 @@ def check_app_uid(value: str) -> str:
     return uid
 
 
+def check_aud_tag(value: str) -> str:
+    """An AUD tag: the 64 hex characters Access puts in the `aud` claim of an app's tokens. Returns it lower-cased."""
+    tag = value.strip().lower()
+    if not _AUD_TAG.match(tag):
+        raise ValueError(f"{value!r} is not an AUD tag; expected the 64 hex characters of the app's `aud`")
+    return tag
+
+
 def linked_policy_name(source: str) -> str:
     """The reusable policy every app trusting `source` attaches (one per source app, shared by its targets)."""
     return f"Linked app token: {source}"

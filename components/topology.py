@@ -26,7 +26,17 @@ from pydantic import (
 from .assertions import check_assertions, unknown_app_problems
 from .errors import ConfigError
 from .graph import App, Link, TrustGraph
-from .rules import UUID, AppFacts, LinkRef, Violation, check_app_uid, check_links, check_team_domain, linked_policy_name
+from .rules import (
+    UUID,
+    AppFacts,
+    LinkRef,
+    Violation,
+    check_app_uid,
+    check_aud_tag,
+    check_links,
+    check_team_domain,
+    linked_policy_name,
+)
 
 NAMESPACE = "linked-apps"
 
@@ -105,11 +115,18 @@ class ExistingAppSpec(_ExternalApp):
     """An app that already exists, named by its uid."""
 
     uid: str
+    aud: str | None = None
+    """Its AUD tag (optional): lets `verify` recognise the app's tokens, which carry the tag in `aud`."""
 
     @field_validator("uid")
     @classmethod
     def _uid(cls, value: str) -> str:
         return check_app_uid(value)
+
+    @field_validator("aud")
+    @classmethod
+    def _aud(cls, value: str | None) -> str | None:
+        return None if value is None else check_aud_tag(value)
 
 
 class LookupAppSpec(_ExternalApp):
@@ -355,6 +372,7 @@ class Topology(_Spec):
                 name=name,
                 type=spec.type,
                 uid=getattr(spec, "uid", None),
+                aud=getattr(spec, "aud", None),
                 domain=getattr(spec, "domain", None),
                 managed=spec.managed,
             ))

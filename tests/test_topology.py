@@ -55,6 +55,7 @@ def test_lookup_and_stack_apps():
     ({"old": {"type": "self_hosted", "uid": "not-a-uid"}}, "linked-apps:apps.old.uid: 'not-a-uid' is not an app uid"),
     ({"old": {"uid": EXISTING_UID}}, "linked-apps:apps.old.type: required key is missing"),
     ({"old": {"uid": EXISTING_UID, "type": "selfhosted"}}, "linked-apps:apps.old.type: Input should be"),
+    ({"old": {"type": "self_hosted", "uid": EXISTING_UID, "aud": "abc"}}, "linked-apps:apps.old.aud: 'abc' is not an AUD tag"),
     ({"m": {"type": "saas", "stack": "a/b/c"}}, "linked-apps:apps.m: give exactly one of `output`"),
     ({"p": self_hosted("p.acme.com", policyIds=["nope"])}, "linked-apps:apps.p.policyIds: 'nope' is not a policy id"),
 ])

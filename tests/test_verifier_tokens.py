@@ -91,6 +91,14 @@ def test_chains_are_single_hops(dev: Verifier) -> None:
     assert not denied.allowed and "hr-portal" in denied.reason
 
 
+def test_existing_app_with_a_declared_aud_tag_is_a_recognised_source(dev: Verifier) -> None:
+    # legacy-crm is not managed by the stack; its config declares the AUD tag so its users' tokens can be placed.
+    assert dev_app("legacy-crm")["aud"] == "3f6c2a9e5b1d4f8a7c0e9d2b6a4f1c8e5d3b7a9f0e2c4d6b8a1f3e5c7d9b0a2f"
+    verdict = dev.decide("docs-api", cf_access_token=cf("legacy-crm"))
+    assert verdict.allowed and verdict.source == "legacy-crm", verdict.reason
+    assert not dev.decide("payroll-api", cf_access_token=cf("legacy-crm")).allowed
+
+
 @pytest.mark.parametrize("ref", ["payroll-api", dev_app("payroll-api")["uid"], "payroll.acme.com",
                                  "https://payroll.acme.com/", dev_app("payroll-api")["uid"].upper()])
 def test_target_by_name_uid_or_domain(dev: Verifier, ref: str) -> None:
