@@ -6,8 +6,12 @@ from the components' Args TypedDicts and annotated outputs; there is no second i
 """
 
 from importlib.metadata import version
+from typing import Any
 
+import pulumi
+from pulumi.provider.experimental import component as _component
 from pulumi.provider.experimental import component_provider_host
+from pulumi.provider.experimental import host as _host
 
 from components.apps import SaasApp, SelfHostedApp
 from components.trust import LinkedAppTrust
@@ -18,5 +22,22 @@ PACKAGE = "linked-apps"
 COMPONENTS = [SelfHostedApp, SaasApp, LinkedAppTrust]
 """Every component served to other languages."""
 
+
+class _ProviderWithCleanErrors(_component.ComponentProvider):
+    """The SDK's component provider, except that a component's own RunError reaches the engine as a bad-input
+    error: one line naming the component and the fix, as in a Python program, instead of a Python traceback."""
+
+    def construct(self, name: str, resource_type: str, inputs: Any, options: Any = None) -> Any:
+        try:
+            return super().construct(name, resource_type, inputs, options)
+        except _component.ComponentInitError as exc:
+            if isinstance(exc.inner, pulumi.RunError):
+                # errors=[] rather than None: the SDK builds the gRPC status's trailers only for a list.
+                raise pulumi.InputPropertiesError(str(exc.inner), errors=[]) from None
+            raise
+
+
 if __name__ == "__main__":
+    # component_provider_host builds its provider from this name; the subclass changes only error reporting.
+    _host.ComponentProvider = _ProviderWithCleanErrors
     component_provider_host(COMPONENTS, name=PACKAGE, version=version("linked-apps"))

@@ -201,7 +201,7 @@ def test_the_real_plugin_serves_the_same_schema(plugin, provider):
 
 @pytest.mark.parametrize("inputs, code, message", [
     ({"domain": "payroll.acme.com"}, "INVALID_ARGUMENT", "Missing required input 'accountId' on 'SelfHostedApp'"),
-    ({"accountId": ACCOUNT}, "UNKNOWN", "SelfHostedApp 'payroll-api': give `domain` (e.g. payroll.acme.com) or"),
+    ({"accountId": ACCOUNT}, "INVALID_ARGUMENT", "SelfHostedApp 'payroll-api': give `domain` (e.g. payroll.acme.com) or"),
 ])
 def test_the_real_plugin_reports_bad_inputs_with_the_components_message(entry, plugin, inputs, code, message):
     """What the engine receives when a YAML or TypeScript program gets an argument wrong."""
@@ -217,10 +217,11 @@ def test_the_real_plugin_reports_bad_inputs_with_the_components_message(entry, p
                                             monitorEndpoint=monitor)
     with pytest.raises(grpc.RpcError) as caught:
         stub.Construct(request, timeout=30)
-    assert caught.value.code().name == code
+    assert caught.value.code().name == code, caught.value.details()
     trailers = caught.value.trailing_metadata() or ()
     details = caught.value.details() + "".join(v.decode(errors="replace") for _, v in trailers if isinstance(v, bytes))
     assert message in details
+    assert "File \"" not in details and "Traceback" not in details  # one clean line, as in a Python program
 
 
 # --- constructing through the provider, as the engine does for other languages ------------------------------
