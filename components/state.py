@@ -138,7 +138,8 @@ def graph_from_resources(
     attachments: dict[str, tuple[tuple[str, int], ...]] = {}
     for name, props in app_props.items():
         attached: list[tuple[str, int]] = []
-        for i, entry in enumerate(_get(props, "policies") or ()):
+        listed = _get(props, "policies")
+        for i, entry in enumerate(listed if isinstance(listed, list) else ()):
             if not isinstance(entry, Mapping):
                 continue
             pid = _str(entry, "id")

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.cli import main
-from components.errors import StateError
+from components.errors import ConfigError, StateError
 from components.plan import PROJECT_ROOT
-from components.state import APP_TYPE, POLICY_TYPE, graph_from_export, graph_from_outputs
+from components.topology import topology_from_config
+from components.state import APP_TYPE, POLICY_TYPE, STACK_TYPE, graph_from_export, graph_from_outputs
 
 DEV_STACK = PROJECT_ROOT / "stacks" / "Pulumi.dev.yaml"
 UID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
@@ -99,3 +102,56 @@ def test_config_keys_that_are_not_strings_are_named_not_crashed_on(tmp_path: Pat
     result = run("check", "--config", path)
     assert result.exit_code == 2, result.output
     assert "linked-apps:apps[7]: this name is not a string; quote it in the YAML" in result.output
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+_KEYS = st.sampled_from(["id", "name", "type", "uid", "aud", "domain", "policies", "decision", "includes",
+                         "requires", "excludes", "saasApp", "precedence", "linkedAppToken", "appUid", "clientId"])
+_PROPS = st.dictionaries(_KEYS, _JSON | st.lists(st.dictionaries(_KEYS, _JSON, max_size=4), max_size=3), max_size=8)
+_RESOURCE = st.fixed_dictionaries({
+    "type": st.sampled_from([APP_TYPE, POLICY_TYPE, STACK_TYPE, "other"]),
+    "id": _JSON,
+    "outputs": _PROPS | _JSON,
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_RESOURCE | _JSON, max_size=6))
+def test_any_export_reads_or_is_a_state_error(resources: list) -> None:
+    try:
+        graph_from_export({"deployment": {"resources": resources}})
+    except StateError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _PROPS | _JSON, max_size=4), _JSON)
+def test_any_outputs_document_reads_or_is_a_state_error(apps: dict, links: object) -> None:
+    try:
+        graph_from_outputs({"apps": apps, "links": links, "team_domain": "acme.cloudflareaccess.com"})
+    except StateError:
+        pass
+
+
+_CONFIG_KEYS = st.sampled_from(["linked-apps:accountId", "linked-apps:teamDomain", "linked-apps:apps",
+                                "linked-apps:links", "linked-apps:assertions", "linked-apps:typo", "other:key"])
+_APP = st.dictionaries(st.sampled_from(["type", "domain", "uid", "lookup", "stack", "output", "app", "redirectUris",
+                                        "destinations", "policyIds"]),
+                       st.sampled_from(["self_hosted", "saas", "ssh", "x.acme.com", UID]) | _JSON,
+                       max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_CONFIG_KEYS, _JSON | st.dictionaries(st.text(max_size=6), _APP, max_size=3)
+                       | st.lists(st.dictionaries(st.sampled_from(["from", "to", "expect", "only", "reaches"]),
+                                                  _JSON | st.text(max_size=6), max_size=3), max_size=3),
+                       max_size=6))
+def test_any_config_parses_or_is_a_config_error(values: dict) -> None:
+    try:
+        topology_from_config(values)
+    except ConfigError:
+        pass
