@@ -63,6 +63,11 @@ def known(value: Any) -> Any:
     return value
 
 
+def _text(value: Any) -> str | None:
+    """A non-empty string, or None for anything else (unknown during preview, or not what the schema says)."""
+    return value if isinstance(value, str) and value else None
+
+
 def has_linked_rule(policy: Policy) -> bool:
     """The policy carries a linked_app_token rule (in include, require or exclude), whatever uid it names."""
     return any(selector == LINKED_APP_TOKEN for selector, _ in (*policy.include, *policy.require, *policy.exclude))
@@ -134,7 +139,7 @@ class _StackView:
                 continue
             props = known(res.props)
             props = props if isinstance(props, dict) else {}
-            rid = props.get("id")
+            rid = _text(props.get("id"))
             if res.resource_type == POLICY_TYPE:
                 rid = rid or self._placeholder(res)  # not created yet: stand in for the id it will get
                 self.policy_urns[rid] = res.urn
@@ -145,7 +150,7 @@ class _StackView:
             props["policies"] = self._resolve(res, props)
         self.graph = graph_from_export({"deployment": {"resources": rows}})
         for res, props in pending:
-            name = props.get("name") or res.urn.rsplit("::", 1)[-1]
+            name = _text(props.get("name")) or res.urn.rsplit("::", 1)[-1]
             self.app_urns[name] = res.urn
 
     @staticmethod
@@ -154,11 +159,11 @@ class _StackView:
 
     def _resolve(self, res: PolicyResource, props: dict[str, Any]) -> list[Any]:
         """The app's policies list, with ids unknown during preview replaced by the policies it depends on."""
-        name = str(props.get("name") or res.urn)
+        name = _text(props.get("name")) or res.urn
         deps = [d for d in res.property_dependencies.get("policies", ()) if d.resource_type == POLICY_TYPE
                 and not known(d.props).get("id")]
         placeholders = [{"id": self._placeholder(d)} for d in deps]
-        if props.get("policies") is None:
+        if not isinstance(props.get("policies"), list):
             if "policies" in list(res.props):  # the whole list is unknown: only its dependencies can tell
                 if "policies" not in res.property_dependencies:
                     self.unresolved_apps.add(name)

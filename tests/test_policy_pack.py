@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
@@ -301,3 +303,25 @@ def test_wholly_unknown_policies_list_is_unresolved_unless_dependencies_explain_
             find(preview, "mcp-server-app")["urn"]: {"policies": ["mcp-server-allow"]}}
     reports = run(pack.LINKED_POLICY_ATTACHED, stack_args(preview, deps))
     assert [urn for _, urn in reports] == [find(preview, "payroll-api-trust-policy")["urn"]]
+
+
+# -- garbage in, no crash out ---------------------------------------------------------------------------------
+_VALUE = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=6) | st.just(UNKNOWN),
+                      lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                      max_leaves=12)
+_PROP_KEYS = st.sampled_from(["id", "name", "type", "policies", "decision", "includes", "requires", "excludes"])
+_ROW = st.builds(lambda i, typ, props: {"type": typ, "urn": f"urn:pulumi:dev::p::{typ}::r{i}", "name": f"r{i}",
+                                        "props": props},
+                 st.integers(0, 99), st.sampled_from([APP_TYPE, POLICY_TYPE]),
+                 st.dictionaries(_PROP_KEYS, _VALUE | st.lists(st.dictionaries(_PROP_KEYS, _VALUE, max_size=3),
+                                                               max_size=3), max_size=5))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_ROW, max_size=4, unique_by=lambda r: r["urn"]))
+def test_no_policy_crashes_on_values_of_the_wrong_kind(rows: list[dict[str, Any]]) -> None:
+    for policy in POLICIES:
+        if isinstance(policy, StackValidationPolicy):
+            run(policy, stack_args(rows))
+        else:
+            run_resources(policy, rows)
