@@ -179,3 +179,15 @@ def test_oversized_comment_is_cut_to_githubs_limit(workflow: dict[Any, Any], tmp
     body = result["comments"][0]["body"]
     assert body.startswith(MARKER) and len(body) < 65_536
     assert "https://github.com/acme/infra/actions/runs/42" in body
+
+
+def test_secrets_reach_only_the_steps_that_need_them(workflow: dict[Any, Any]) -> None:
+    """Tests, plan and diff run the pull request's code: no secret may be in their environment."""
+    job = workflow["jobs"]["review"]
+    # `secrets.X != ''` is only a flag (true/false); any other use of a secret puts its value in the environment.
+    leaked = {k: v for k, v in job["env"].items() if "secrets." in str(v) and "!= ''" not in str(v)}
+    assert leaked == {}
+    for step in steps(workflow):
+        runs_pr_code = "./dev" in step.get("run", "")
+        secrets = [k for k, v in (step.get("env") or {}).items() if "secrets." in str(v)]
+        assert not (runs_pr_code and secrets), step["name"]
