@@ -20,7 +20,6 @@ TEAM = "acme.cloudflareaccess.com"
 ISSUER = f"https://{TEAM}"
 APP = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 POLICY = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
-SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
 
 def ciphertext(tag: str = "secret") -> dict[str, str]:
