@@ -19,6 +19,8 @@ from typing_extensions import NotRequired
 from .rules import policy_attachments
 
 _PKG = "linked-apps:index"
+DEFAULT_SCOPES = ("openid", "email", "profile")
+DEFAULT_GRANT_TYPES = ("authorization_code",)
 
 
 class SelfHostedAppArgs(TypedDict):
@@ -145,8 +147,8 @@ class SaasApp(pulumi.ComponentResource):
             saas_app={
                 "auth_type": "oidc",
                 "redirect_uris": uris,
-                "grant_types": list(args.get("grant_types") or ["authorization_code"]),
-                "scopes": list(args.get("scopes") or ["openid", "email", "profile"]),
+                "grant_types": list(args.get("grant_types") or DEFAULT_GRANT_TYPES),
+                "scopes": list(args.get("scopes") or DEFAULT_SCOPES),
                 "access_token_lifetime": args.get("access_token_lifetime"),
             },
             policies=policy_attachments(own, []) if own else None,

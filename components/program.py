@@ -84,8 +84,8 @@ def deploy(topology: Topology) -> None:
                 "account_id": account,
                 **_common(spec),
                 "redirect_uris": spec.redirect_uris,
-                "scopes": spec.scopes,
-                "grant_types": spec.grant_types,
+                **({"scopes": spec.scopes} if spec.scopes is not None else {}),
+                **({"grant_types": spec.grant_types} if spec.grant_types is not None else {}),
                 **({"access_token_lifetime": spec.access_token_lifetime} if spec.access_token_lifetime else {}),
             })
 

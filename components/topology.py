@@ -91,8 +91,10 @@ class SaasAppSpec(_ManagedApp):
 
     type: Literal["saas"]
     redirect_uris: list[str] = Field(alias="redirectUris", min_length=1)
-    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
-    grant_types: list[str] = Field(default_factory=lambda: ["authorization_code"], alias="grantTypes")
+    scopes: list[str] | None = None
+    """OIDC scopes; unset: the SaasApp component's default."""
+    grant_types: list[str] | None = Field(default=None, alias="grantTypes")
+    """OIDC grant types; unset: the SaasApp component's default."""
     access_token_lifetime: str | None = Field(default=None, alias="accessTokenLifetime")
 
     @field_validator("redirect_uris")

@@ -54,6 +54,13 @@ def test_saas_to_self_hosted_exact_resources():
     assert "[secret]" not in str(p.outputs["apps"])
 
 
+def test_saas_oidc_defaults_come_from_the_component():
+    p = plan(config({"mcp": saas("https://mcp.acme.com/cb"), "api": self_hosted("api.acme.com")}, [link("mcp", "api")]))
+    saas_app = by_name(p)["mcp-app"]["inputs"]["saasApp"]
+    assert saas_app["scopes"] == ["openid", "email", "profile"]
+    assert saas_app["grantTypes"] == ["authorization_code"]
+
+
 def test_receiving_app_keeps_its_own_policies_first_with_unique_precedences():
     own = "5f0a3c2e-1b4d-4e6f-8a9b-0c1d2e3f4a5b"
     p = plan(config({
