@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from components.cli import main
 from components.errors import ConfigError, StateError
+from components.graph import TrustGraph
 from components.plan import PROJECT_ROOT
 from components.topology import topology_from_config
 from components.state import APP_TYPE, POLICY_TYPE, STACK_TYPE, graph_from_export, graph_from_outputs
@@ -123,18 +124,27 @@ _RESOURCE = st.fixed_dictionaries({
 @given(st.lists(_RESOURCE | _JSON, max_size=6))
 def test_any_export_reads_or_is_a_state_error(resources: list) -> None:
     try:
-        graph_from_export({"deployment": {"resources": resources}})
+        graph = graph_from_export({"deployment": {"resources": resources}})
     except StateError:
-        pass
+        return
+    _consistent(graph)
+
+
+def _consistent(graph: TrustGraph) -> None:
+    """What every reader promises: links and attachments name apps of the graph, and each app is found by name."""
+    assert all(link.source in graph.apps and link.target in graph.apps for link in graph.links)
+    assert set(graph.attachments) <= set(graph.apps)
+    assert all(graph.find(name).name == name for name in graph.apps)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.text(max_size=6), _PROPS | _JSON, max_size=4), _JSON)
 def test_any_outputs_document_reads_or_is_a_state_error(apps: dict, links: object) -> None:
     try:
-        graph_from_outputs({"apps": apps, "links": links, "team_domain": "acme.cloudflareaccess.com"})
+        graph = graph_from_outputs({"apps": apps, "links": links, "team_domain": "acme.cloudflareaccess.com"})
     except StateError:
-        pass
+        return
+    _consistent(graph)
 
 
 _CONFIG_KEYS = st.sampled_from(["linked-apps:accountId", "linked-apps:teamDomain", "linked-apps:apps",
@@ -152,6 +162,10 @@ _APP = st.dictionaries(st.sampled_from(["type", "domain", "uid", "lookup", "stac
                        max_size=6))
 def test_any_config_parses_or_is_a_config_error(values: dict) -> None:
     try:
-        topology_from_config(values)
-    except ConfigError:
-        pass
+        topology = topology_from_config(values)
+    except ConfigError as exc:
+        assert exc.problems and all(p.startswith("linked-apps:") for p in exc.problems), exc.problems
+        return
+    for violation in topology.violations():
+        assert set(violation.apps) <= set(topology.apps) | {link.source for link in topology.links} \
+            | {link.target for link in topology.links}
