@@ -23,6 +23,8 @@ APP_TYPE = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplicati
 POLICY_TYPE = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
 STACK_TYPE = "pulumi:pulumi:Stack"
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"
+UNKNOWN_TYPE = "unknown"
+"""The type of an app whose stack outputs do not say: no rule lets it receive or send linked-app trust."""
 
 
 def is_secret(value: Any) -> bool:
@@ -178,7 +180,9 @@ def _apps_output(apps: Any, *, managed_default: bool) -> list[App]:
         uid = _str(entry, "uid")
         out.append(App(
             name=str(name),
-            type=_str(entry, "type") or "self_hosted",
+            # No type, no trust: only a declared self-hosted app may grant, so an app whose type the outputs do
+            # not give neither receives nor sends (the program always exports it; hand-made files may not).
+            type=_str(entry, "type") or UNKNOWN_TYPE,
             uid=uid.lower() if uid else None,
             aud=_str(entry, "aud"),
             domain=_str(entry, "domain"),

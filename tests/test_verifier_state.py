@@ -63,3 +63,14 @@ def test_apps_that_share_a_cloudflare_name_are_never_confused() -> None:
     assert graph.find("a.acme.com").uid == first
     with pytest.raises(UnknownAppError, match=r"no app named 'api'.*api \["):
         graph.find("api")
+
+
+def test_an_app_whose_outputs_give_no_type_never_grants() -> None:
+    """Only a self-hosted app grants through a linked_app_token rule; outputs that do not say fail closed."""
+    from components.verifier._decide import grant
+
+    caller, untyped = "00000000-0000-4000-8000-0000000000b1", "00000000-0000-4000-8000-0000000000b2"
+    graph = graph_from_outputs({"apps": {"caller": {"uid": caller, "type": "self_hosted"}, "api": {"uid": untyped}},
+                                "links": [{"from": "caller", "to": "api", "policy_id": "pol-1"}]})
+    verdict = grant(graph, graph.apps["api"], [graph.apps["caller"]])
+    assert not verdict.allowed and "only a self-hosted app can grant" in verdict.reason
