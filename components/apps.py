@@ -94,6 +94,8 @@ class SelfHostedApp(pulumi.ComponentResource):
     """The app's primary domain."""
 
     def __init__(self, name: str, args: SelfHostedAppArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        if not args.get("account_id"):
+            _fail("SelfHostedApp", name, "give `account_id` (the Cloudflare account id)")
         if not args.get("domain") and not args.get("destinations"):
             _fail("SelfHostedApp", name, "give `domain` (e.g. payroll.acme.com) or `destinations`")
         super().__init__(f"{_PKG}:SelfHostedApp", name, {}, opts)
@@ -132,6 +134,8 @@ class SaasApp(pulumi.ComponentResource):
     """The OIDC client secret (a Pulumi secret)."""
 
     def __init__(self, name: str, args: SaasAppArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        if not args.get("account_id"):
+            _fail("SaasApp", name, "give `account_id` (the Cloudflare account id)")
         uris = list(args.get("redirect_uris") or [])
         if not uris:
             _fail("SaasApp", name, "give at least one `redirect_uris` entry (the OIDC callback of the SaaS app)")

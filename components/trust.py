@@ -39,6 +39,10 @@ class LinkedAppTrustArgs(TypedDict):
 
 
 def _problem(name: str, args: LinkedAppTrustArgs) -> str | None:
+    required = {"account_id": "the Cloudflare account id", "source_name": "the source app's Cloudflare name"}
+    missing = [f"`{key}` ({what})" for key, what in required.items() if not args.get(key)]
+    if missing:
+        return f"give {' and '.join(missing)}"
     ways = [k for k in ("source_uid", "lookup", "source_stack") if args.get(k)]
     if len(ways) != 1:
         return "give exactly one of `source_uid`, `lookup=True` or `source_stack` to say where the source app's uid comes from"

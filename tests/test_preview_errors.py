@@ -82,6 +82,10 @@ def test_component_arguments_are_checked_before_the_component_registers():
 
     cases = [
         (lambda: SelfHostedApp("pay", {"account_id": "acc"}), "give `domain`"),
+        (lambda: SelfHostedApp("pay", {"domain": "pay.acme.com"}), "give `account_id`"),
+        (lambda: SaasApp("mcp", {"redirect_uris": ["https://mcp.acme.com/cb"]}), "give `account_id`"),
+        (lambda: LinkedAppTrust("t", {"account_id": "acc", "source_uid": "7c9e6679-7425-40de-944b-e07fc1f90ae7"}),
+         "give `source_name`"),
         (lambda: SaasApp("mcp", {"account_id": "acc", "redirect_uris": []}), "redirect_uris"),
         (lambda: LinkedAppTrust("t", {"account_id": "acc", "source_name": "x"}), "give exactly one of"),
         (lambda: LinkedAppTrust("t", {"account_id": "acc", "source_name": "x", "source_uid": "f" * 64}),
