@@ -16,7 +16,14 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 from typing_extensions import NotRequired
 
-from .rules import LINKED_APP_TOKEN, NON_IDENTITY, SENDER_TYPES, can_send_linked_token, check_app_uid, linked_policy_name
+from .rules import (
+    LINKED_APP_TOKEN,
+    NON_IDENTITY,
+    SENDER_TYPES,
+    can_send_linked_token,
+    check_app_uid,
+    linked_policy_name,
+)
 
 
 class LinkedAppTrustArgs(TypedDict):
