@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import json
 import runpy
 import shutil
@@ -12,10 +10,9 @@ from pathlib import Path
 
 import pulumi
 import pytest
-from pulumi.runtime import mocks, settings
-from pulumi.runtime.config import set_all_config
-from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime import mocks
 
+from ._mock_engine import run_program
 from .conftest import config, link, saas, self_hosted
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,25 +32,17 @@ class Recorder(mocks.Mocks):
 
 def engine_run(program, values: dict) -> tuple[BaseException | None, list[str]]:
     """Run a program as the engine would (preview), with config as the engine passes it: JSON strings."""
+    rec = Recorder()
+    engine_values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
-    def go():
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            settings.ROOT.set(None)
-            rec = Recorder()
-            mocks.set_mocks(rec, project="linked-apps", stack="dev", preview=True)
-            settings.SETTINGS.outputs = set()
-            set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()})
-            try:
-                loop.run_until_complete(run_pulumi_func(program))
-            except BaseException as exc:  # noqa: BLE001 - the test inspects it
-                return exc, rec.names
-            return None, rec.names
-        finally:
-            loop.close()
+    def body() -> None:
+        program()  # what runpy returns is the module's globals: nothing to resolve
 
-    return contextvars.Context().run(go)
+    try:
+        run_program(body, rec, config=engine_values, preview=True)
+    except BaseException as exc:  # noqa: BLE001 - the test inspects it
+        return exc, rec.names
+    return None, rec.names
 
 
 def main_py():
@@ -110,20 +99,9 @@ def test_lookup_that_finds_another_type_fails_with_the_fix():
 
         LinkedAppTrust("t", {"account_id": "acc", "source_name": "Box", "lookup": True, "source_type": "self_hosted"})
 
-    def go():
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            settings.ROOT.set(None)
-            mocks.set_mocks(WrongType(), project="linked-apps", stack="dev", preview=False)
-            settings.SETTINGS.outputs = set()
-            with pytest.raises(Exception) as info:
-                loop.run_until_complete(run_pulumi_func(program))
-            return info.value
-        finally:
-            loop.close()
-
-    exc = contextvars.Context().run(go)
+    with pytest.raises(Exception) as info:
+        run_program(program, WrongType())
+    exc = info.value
     assert "lookup 'Box': the app is ssh, but the config declares self_hosted" in str(exc)
 
 

@@ -5,8 +5,6 @@ through the provider's own `construct` under the mock runtime, as the engine wou
 program, and the README's YAML, TypeScript and Python examples are checked against the schema and each other.
 """
 
-import asyncio
-import contextvars
 import importlib.util
 import inspect
 import json
@@ -29,6 +27,7 @@ from pulumi.provider.server import ComponentInitError
 
 from components.plan import fake_aud, fake_uid
 
+from ._mock_engine import run_program
 from .conftest import ACCOUNT, EXISTING_UID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,41 +252,11 @@ class _Recorder(pulumi.runtime.Mocks):
 
 def in_mock_runtime(body: Callable[[], Any], config: dict[str, str] | None = None,
                     project: str = "hr-trust") -> tuple[_Recorder, Any]:
-    """Run `body` as a program in a fresh context and loop; return the recorder and body's result, resolved."""
-
-    def run():
-        from pulumi.runtime import mocks, settings
-        from pulumi.runtime.config import set_all_config
-        from pulumi.runtime.stack import run_pulumi_func
-
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            settings.ROOT.set(None)
-            recorder = _Recorder()
-            mocks.set_mocks(recorder, project=project, stack="dev", preview=False)
-            settings.SETTINGS.outputs = set()
-            set_all_config({f"{project}:{k}": v for k, v in (config or {}).items()}, [])
-            box: dict[str, Any] = {}
-            loop.run_until_complete(run_pulumi_func(lambda: box.update(result=body())))
-            return recorder, loop.run_until_complete(_resolve(box.get("result")))
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-
-    return contextvars.Context().run(run)
-
-
-async def _resolve(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: await _resolve(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [await _resolve(v) for v in value]
-    if isinstance(value, pulumi.Output):
-        return await _resolve(await value.future())
-    if inspect.isawaitable(value):
-        return await value
-    return value
+    """Run `body` as a program; return the recorder and body's result, resolved."""
+    recorder = _Recorder()
+    result = run_program(body, recorder, config={f"{project}:{k}": v for k, v in (config or {}).items()},
+                         project=project)
+    return recorder, result
 
 
 def construct(provider: ComponentProvider, type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
