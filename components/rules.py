@@ -114,7 +114,7 @@ class LinkRef:
     """Where the link was declared (e.g. `linked-apps:links[2]`), for messages."""
 
 
-def _unknown(name: str, apps: Mapping[str, AppFacts]) -> str:
+def _did_you_mean(name: str, apps: Mapping[str, AppFacts]) -> str:
     hint = difflib.get_close_matches(name, list(apps), n=1)
     return f" (did you mean `{hint[0]}`?)" if hint else ""
 
@@ -131,7 +131,7 @@ def check_links(apps: Mapping[str, AppFacts], links: Sequence[LinkRef]) -> list[
         for name in missing:
             found.append(Violation(
                 "unknown-app",
-                f"{at}{arrow}: `{name}` is not declared under linked-apps:apps{_unknown(name, apps)}; declare it "
+                f"{at}{arrow}: `{name}` is not declared under linked-apps:apps{_did_you_mean(name, apps)}; declare it "
                 "(managed here, or existing with `uid`, `lookup` or `stack`) or fix the name",
                 (a, b),
             ))

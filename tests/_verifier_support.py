@@ -71,7 +71,7 @@ AUD = {n: f"{i:02d}" * 32 for i, n in enumerate(UID, start=1)}
 PORTAL_CLIENT_ID = "c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6"
 
 
-def _lat(uid: str) -> dict[str, Any]:
+def _linked_rule(uid: str) -> dict[str, Any]:
     # Engine state may spell out every selector, unset ones null.
     return {"email": None, "everyone": None, "linkedAppToken": {"appUid": uid}}
 
@@ -98,9 +98,9 @@ def handmade_export() -> dict[str, Any]:
         return {"urn": f"urn:pulumi:prod::other::{POLICY}::{pid}", "custom": True, "id": pid, "type": POLICY,
                 "inputs": outputs, "outputs": outputs}
 
-    inline_front = {"name": "front may call", "decision": "non_identity", "includes": [_lat(UID["front"])],
+    inline_front = {"name": "front may call", "decision": "non_identity", "includes": [_linked_rule(UID["front"])],
                     "precedence": 1}
-    inline_portal = {"name": "portal may call", "decision": "non_identity", "includes": [_lat(UID["portal"])],
+    inline_portal = {"name": "portal may call", "decision": "non_identity", "includes": [_linked_rule(UID["portal"])],
                      "precedence": 3}
     resources = [
         {"urn": "urn:pulumi:prod::other::pulumi:pulumi:Stack::other-prod", "custom": False,
@@ -109,11 +109,11 @@ def handmade_export() -> dict[str, Any]:
          "type": "cloudflare:index/dnsRecord:DnsRecord", "id": "rec1", "inputs": {"name": "www"},
          "outputs": {"name": "www", "content": ciphertext()}},
         policy("p-excl", "batch but not intruder",
-               includes=[_lat(UID["batch"]), _lat(UID["intruder"])], excludes=[_lat(UID["intruder"])]),
+               includes=[_linked_rule(UID["batch"]), _linked_rule(UID["intruder"])], excludes=[_linked_rule(UID["intruder"])]),
         policy("p-req", "front or batch, batch required",
-               includes=[_lat(UID["front"]), _lat(UID["batch"])], requires=[_lat(UID["batch"])]),
-        policy("p-orphan", "intruder (attached nowhere)", includes=[_lat(UID["intruder"])]),
-        policy("p-portal", "front to portal", includes=[_lat(UID["front"])]),
+               includes=[_linked_rule(UID["front"]), _linked_rule(UID["batch"])], requires=[_linked_rule(UID["batch"])]),
+        policy("p-orphan", "intruder (attached nowhere)", includes=[_linked_rule(UID["intruder"])]),
+        policy("p-portal", "front to portal", includes=[_linked_rule(UID["front"])]),
         app("front", "self_hosted", [], domain="front.acme.com"),
         app("batch", "self_hosted", [], domain="batch.acme.com"),
         app("intruder", "self_hosted", [], domain="intruder.acme.com"),
