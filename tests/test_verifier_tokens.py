@@ -420,3 +420,15 @@ def test_only_headers_of_verified_tokens_are_remembered(dev: Verifier) -> None:
     _, payload, signature = ATTACKER.mint(app_claims(aud_of("hr-portal")), kid=KEY.kid).split(".")
     verdict = dev.decide("payroll-api", cf_access_token=f"{head}.{payload}.{signature}")
     assert not verdict.allowed and "bad signature" in verdict.reason
+
+
+def test_keys_are_fetched_over_plain_http_only_from_this_machine() -> None:
+    """Whoever answers a plain-http key fetch could serve their own keys: only loopback mirrors may use http."""
+    from components.errors import ConfigError
+
+    graph = graph_from_outputs(dev_outputs())
+    for url in ("http://keys.example.com", "http://10.0.0.7:8080", "http://127.0.0.1.nip.io", "ftp://127.0.0.1"):
+        with pytest.raises(ConfigError, match="must start with https://"):
+            Verifier(graph, access_url=url)
+    for url in ("https://keys.example.com", "http://127.0.0.1:8080", "http://localhost:9000", "http://[::1]:80"):
+        assert Verifier(graph, access_url=url).access_url == url

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError, TokenRejected, UnknownAppError
 from ..graph import App, TrustGraph
@@ -47,6 +49,17 @@ def _is_opaque(token: str) -> bool:
     return len(token) <= _jws.MAX_TOKEN_LENGTH and not _jws.looks_like_jws(token)
 
 
+def _is_loopback_http(url: str) -> bool:
+    """`http://` to this machine itself (a local mirror, tests): nothing on the network can answer it."""
+    if not url.startswith("http://"):
+        return False
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _team_host(team_domain: str) -> str:
     # A pasted issuer (`https://acme.cloudflareaccess.com/`) is forgiven; the host itself obeys the one rule.
     try:
@@ -86,9 +99,10 @@ class Verifier:
         self.issuer = f"https://{_team_host(team)}"
         self._saas_issuer_prefix = f"{self.issuer}/cdn-cgi/access/sso/oidc/"
         base = (access_url or self.issuer).rstrip("/")
-        if not base.startswith(("https://", "http://")):
-            raise ConfigError([f"access URL {access_url!r} must start with https:// (or http:// for a local "
-                               "mirror)"], "verifier config")
+        if not base.startswith("https://") and not _is_loopback_http(base):
+            # Whoever answers a plain-http key fetch could hand us their own keys and mint any token.
+            raise ConfigError([f"access URL {access_url!r} must start with https:// (or http:// on this machine: "
+                               "localhost, 127.0.0.1, [::1])"], "verifier config")
         self.access_url = base
         self.leeway = leeway
         self.online_userinfo = online_userinfo
