@@ -10,6 +10,7 @@ import click
 from typing import TYPE_CHECKING
 
 from .cli import load_desired, stack_options
+from .render import markdown_cell, markdown_code
 from .rules import token_header
 
 if TYPE_CHECKING:
@@ -53,11 +54,11 @@ def render_markdown(p: Plan) -> str:
            "| from | to | token | description |", "| --- | --- | --- | --- |"]
     for link in p.topology.links:
         src = apps.get(link.source)
-        out.append(f"| `{link.source}` | `{link.target}` | `{token_header(src.type if src else None)}` | "
-                   f"{(link.description or '').replace('|', '/')} |")
+        out.append(f"| {markdown_code(link.source)} | {markdown_code(link.target)} | "
+                   f"{markdown_code(token_header(src.type if src else None))} | {markdown_cell(link.description or '')} |")
     if p.violations:
         out += ["", "| rule | message |", "| --- | --- |"]
-        out += [f"| `{v.rule}` | {v.message.replace('|', '/')} |" for v in p.violations]
+        out += [f"| {markdown_code(v.rule)} | {markdown_cell(v.message)} |" for v in p.violations]
     return "\n".join(out)
 
 

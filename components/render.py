@@ -177,29 +177,31 @@ def diff_text(diff: TrustDiff, desired: str, deployed: str) -> str:
     return "\n".join(out)
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell: a pipe would end the cell, a newline the row."""
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _code(text: str) -> str:
+def markdown_code(text: str) -> str:
+    """Inline code safe inside a table cell, whatever backticks the text holds."""
     fence = "``" if "`" in text else "`"
     pad = " " if "`" in text else ""
-    return f"{fence}{pad}{_cell(text)}{pad}{fence}"
+    return f"{fence}{pad}{markdown_cell(text)}{pad}{fence}"
 
 
 def _app_list(apps: Sequence[App]) -> str:
-    return ", ".join(f"{_code(a.name)} ({_describe(a)})" for a in apps)
+    return ", ".join(f"{markdown_code(a.name)} ({_describe(a)})" for a in apps)
 
 
 def diff_markdown(diff: TrustDiff, desired: str, deployed: str, *, max_drawn_edges: int = MAX_DRAWN_EDGES) -> str:
     """A PR comment: one summary line, a table of added and removed links, then the picture."""
     out = [f"### Trust review: {summary(diff)}", "",
-           f"Desired {_code(desired)} against deployed {_code(deployed)}.", ""]
+           f"Desired {markdown_code(desired)} against deployed {markdown_code(deployed)}.", ""]
     changes: Iterable[tuple[str, Edge]] = [*((ADDED, e) for e in diff.added), *((REMOVED, e) for e in diff.removed)]
     changes = list(changes)
     if changes:
         out += ["| change | from | to | token |", "| --- | --- | --- | --- |"]
-        out += [f"| {change} | {_code(a)} | {_code(b)} | {_code(_token(diff, (a, b)))} |" for change, (a, b) in changes]
+        out += [f"| {change} | {markdown_code(a)} | {markdown_code(b)} | {markdown_code(_token(diff, (a, b)))} |" for change, (a, b) in changes]
     else:
         out.append("_No link is added or removed._")
     if diff.apps_added:
@@ -208,11 +210,11 @@ def diff_markdown(diff: TrustDiff, desired: str, deployed: str, *, max_drawn_edg
         out += ["", f"**Apps removed:** {_app_list(diff.apps_removed)}"]
     if diff.unknown_uids:
         out += ["", "**Deployed rules naming no known app:** " + ", ".join(
-            f"{_code(app)} accepts uid {_code(uid)}" for app, uid in diff.unknown_uids)]
+            f"{markdown_code(app)} accepts uid {markdown_code(uid)}" for app, uid in diff.unknown_uids)]
     if diff.violations:
         out += ["", "**Rule violations** (the preview fails until they are fixed):", "",
                 "| rule | message |", "| --- | --- |"]
-        out += [f"| {_code(v.rule)} | {_cell(v.message)} |" for v in diff.violations]
+        out += [f"| {markdown_code(v.rule)} | {markdown_cell(v.message)} |" for v in diff.violations]
     total = len(diff.added) + len(diff.removed) + len(diff.unchanged)
     changes_only = total > max_drawn_edges
     out += ["", "```mermaid", mermaid(Drawing.of_diff(diff, changes_only=changes_only)), "```", "",
