@@ -39,7 +39,8 @@ def _token(value: str | None, what: str) -> str | None:
 @click.option("--team-domain", metavar="D", default=None,
               help="Team domain, e.g. acme.cloudflareaccess.com (default: the state's team_domain output).")
 @click.option("--access-url", metavar="URL", default=None,
-              help="Fetch keys here instead of https://<team domain> (a mirror, tests); issuers still use the team.")
+              help="Fetch keys here instead of https://<team domain> (a mirror, tests; http:// only to this "
+                   "machine); issuers still use the team.")
 @click.option("--online-userinfo", is_flag=True,
               help="An opaque --bearer token: ask the userinfo endpoint of the SaaS apps APP trusts (online; "
                    "Cloudflare does not document SaaS access tokens, and the verdict says so).")
