@@ -223,8 +223,8 @@ def graph_from_outputs(doc: Mapping[str, Any]) -> TrustGraph:
         raise StateError("not linked-apps stack outputs: there is no `apps` object (expected team_domain, apps, links)")
     apps = _apps_output(doc["apps"], managed_default=True)
     by_name = {a.name: a for a in apps}
-    policies: dict[str, Policy] = {}
-    attachments: dict[str, list[tuple[str, int]]] = {}
+    sources: dict[str, tuple[str, dict[str, None]]] = {}  # policy id -> (its source's name, uids it names)
+    attachments: dict[str, dict[str, None]] = {}  # target -> policy ids, in order (dicts: ordered sets)
     links = doc.get("links") or []
     if not isinstance(links, list):
         raise StateError("`links` is not a list (expected [{from, to, policy_id}, ...])")
@@ -235,13 +235,12 @@ def graph_from_outputs(doc: Mapping[str, Any]) -> TrustGraph:
         if src is None or not src.uid or dst not in by_name:
             raise StateError(f"links[{i}]: {link.get('from')!r} -> {dst!r} names an app that is not in `apps` with a uid")
         pid = _str(link, "policy_id") or f"link:{src.name}"
-        policy = policies.get(pid)
-        rules = (policy.include if policy else ()) + ((LINKED_APP_TOKEN, src.uid),)
-        policies[pid] = Policy(pid, linked_policy_name(src.name), NON_IDENTITY, include=tuple(dict.fromkeys(rules)))
-        attached = attachments.setdefault(dst, [])
-        if all(p != pid for p, _ in attached):
-            attached.append((pid, len(attached) + 1))
-    frozen = {k: tuple(v) for k, v in attachments.items()}
+        sources.setdefault(pid, (src.name, {}))[1][src.uid] = None
+        attachments.setdefault(dst, {})[pid] = None
+    policies = {pid: Policy(pid, linked_policy_name(name), NON_IDENTITY,
+                            include=tuple((LINKED_APP_TOKEN, uid) for uid in uids))
+                for pid, (name, uids) in sources.items()}
+    frozen = {k: tuple((pid, n) for n, pid in enumerate(v, start=1)) for k, v in attachments.items()}
     links, unknown = links_from_policies(apps, policies, frozen)
     return TrustGraph(apps, links, policies=policies, attachments=frozen,
                       team_domain=_str(doc, "team_domain"), unknown_uids=unknown)
