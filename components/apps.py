@@ -16,7 +16,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 from typing_extensions import NotRequired
 
-from .rules import policy_attachments
+from .rules import policy_attachments, redirect_uri_problem, self_hosted_place_problem
 
 _PKG = "linked-apps:index"
 DEFAULT_SCOPES = ("openid", "email", "profile")
@@ -96,8 +96,9 @@ class SelfHostedApp(pulumi.ComponentResource):
     def __init__(self, name: str, args: SelfHostedAppArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         if not args.get("account_id"):
             _fail("SelfHostedApp", name, "give `account_id` (the Cloudflare account id)")
-        if not args.get("domain") and not args.get("destinations"):
-            _fail("SelfHostedApp", name, "give `domain` (e.g. payroll.acme.com) or `destinations`")
+        place_problem = self_hosted_place_problem(args.get("domain"), args.get("destinations"))
+        if place_problem:
+            _fail("SelfHostedApp", name, f"give {place_problem}")
         super().__init__(f"{_PKG}:SelfHostedApp", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         own = _own_policies(self, name, args)
@@ -137,8 +138,9 @@ class SaasApp(pulumi.ComponentResource):
         if not args.get("account_id"):
             _fail("SaasApp", name, "give `account_id` (the Cloudflare account id)")
         uris = list(args.get("redirect_uris") or [])
-        if not uris:
-            _fail("SaasApp", name, "give at least one `redirect_uris` entry (the OIDC callback of the SaaS app)")
+        uri_problem = redirect_uri_problem(uris, field="redirect_uris")
+        if uri_problem:
+            _fail("SaasApp", name, uri_problem)
         super().__init__(f"{_PKG}:SaasApp", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         own = _own_policies(self, name, args)

@@ -62,6 +62,23 @@ def check_aud_tag(value: str) -> str:
     return tag
 
 
+def self_hosted_place_problem(domain: object, destinations: object) -> str | None:
+    """A self-hosted app must say where it lives; the config model and the component both ask here."""
+    if not domain and not destinations:
+        return "`domain` (e.g. payroll.acme.com) or `destinations`"
+    return None
+
+
+def redirect_uri_problem(uris: Sequence[str], field: str = "redirectUris") -> str | None:
+    """A SaaS OIDC app needs at least one absolute https redirect URI (plain http only to this machine)."""
+    if not uris:
+        return f"give at least one `{field}` entry (the OIDC callback of the SaaS app)"
+    for uri in uris:
+        if not isinstance(uri, str) or not uri.startswith(("https://", "http://localhost", "http://127.0.0.1")):
+            return f"{uri!r} is not an absolute https:// redirect URI"
+    return None
+
+
 def linked_policy_name(source: str) -> str:
     """The reusable policy every app trusting `source` attaches (one per source app, shared by its targets)."""
     return f"Linked app token: {source}"

@@ -36,6 +36,8 @@ from .rules import (
     check_links,
     check_team_domain,
     linked_policy_name,
+    redirect_uri_problem,
+    self_hosted_place_problem,
 )
 
 NAMESPACE = "linked-apps"
@@ -81,8 +83,9 @@ class SelfHostedAppSpec(_ManagedApp):
 
     @model_validator(mode="after")
     def _needs_a_place(self) -> SelfHostedAppSpec:
-        if not self.domain and not self.destinations:
-            raise ValueError("a self_hosted app needs `domain` (e.g. payroll.acme.com) or `destinations`")
+        problem = self_hosted_place_problem(self.domain, self.destinations)
+        if problem:
+            raise ValueError(f"a self_hosted app needs {problem}")
         return self
 
 
@@ -100,9 +103,9 @@ class SaasAppSpec(_ManagedApp):
     @field_validator("redirect_uris")
     @classmethod
     def _absolute_uris(cls, uris: list[str]) -> list[str]:
-        for uri in uris:
-            if not uri.startswith(("https://", "http://localhost", "http://127.0.0.1")):
-                raise ValueError(f"{uri!r} is not an absolute https:// redirect URI")
+        problem = redirect_uri_problem(uris)
+        if problem:
+            raise ValueError(problem)
         return uris
 
 
