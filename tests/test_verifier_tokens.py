@@ -432,3 +432,13 @@ def test_keys_are_fetched_over_plain_http_only_from_this_machine() -> None:
             Verifier(graph, access_url=url)
     for url in ("https://keys.example.com", "http://127.0.0.1:8080", "http://localhost:9000", "http://[::1]:80"):
         assert Verifier(graph, access_url=url).access_url == url
+
+
+def test_decide_headers_reads_the_token_as_the_middleware_does(dev: Verifier) -> None:
+    """For apps that are not ASGI: hand over the request's headers (lower-case names)."""
+    via_header = dev.decide_headers("payroll-api", {"cf-access-token": cf("hr-portal")})
+    assert via_header.allowed and via_header.source == "hr-portal"
+    opaque = dev.decide_headers("payroll-api", {"authorization": "Bearer opaque-oauth-token"})
+    assert not opaque.allowed and opaque.reason.startswith("opaque bearer token")
+    none = dev.decide_headers("payroll-api", {"accept": "*/*"})
+    assert not none.allowed and none.reason
