@@ -15,3 +15,10 @@ def test_help_loads_nothing_heavy() -> None:
 def test_help_lists_every_command() -> None:
     listed = CliRunner().invoke(main, ["--help"]).output.split("Commands:", 1)[1]
     assert all(f"  {name} " in listed for name in COMMANDS)
+
+
+def test_diff_needs_no_program_run() -> None:
+    # The desired side is the topology's trust graph and violations: no mock runtime, no pulumi_cloudflare.
+    code, loaded = loaded_by("diff", "--stack", "dev", "--against", "examples/dev-state.json")
+    assert code == 0
+    assert not loaded & {"pulumi", "pulumi_cloudflare"}
