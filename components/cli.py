@@ -94,7 +94,7 @@ def load_topology(stack: str | None, config: Path | None, project: Path | None) 
         fail(str(exc))
 
 
-def load_desired(stack: str | None, config: Path | None, project: Path | None, *, outputs: bool = False) -> Plan:
+def load_desired(stack: str | None, config: Path | None, project: Path | None) -> Plan:
     """Plan the program for `--stack NAME` or `--config FILE` (exactly one); ConfigError exits 2."""
     from .plan import plan, read_config_file
 
@@ -106,7 +106,7 @@ def load_desired(stack: str | None, config: Path | None, project: Path | None, *
     try:
         values = read_config_file(path)
         return plan(values, source=str(path), stack=stack or path.stem.split(".")[-1],
-                    program=root / "__main__.py", resolve_outputs=outputs)
+                    program=root / "__main__.py", resolve_outputs=False)
     except LinkedAppsError as exc:
         fail(str(exc))
 

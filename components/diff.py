@@ -1,6 +1,6 @@
 """Trust diff: which app gains or loses the right to call which, desired against deployed.
 
-Pure module: no Pulumi, no I/O. Both sides are `TrustGraph`s (desired: `Plan.graph`; deployed:
+Pure module: no Pulumi, no I/O. Both sides are `TrustGraph`s (desired: `Topology.trust_graph()`; deployed:
 `state.read_state`), so the diff never re-derives trust from config or state. Apps are matched by their
 Cloudflare name, which is how an app managed elsewhere (an existing uid, a lookup, another stack) appears on
 both sides.
