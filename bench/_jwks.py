@@ -19,8 +19,9 @@ KID = "k1"
 def dev_outputs() -> dict:
     """The dev stack's outputs from the real program, planned in a child process: a verifier service does not
     load Pulumi, and neither does a benchmark of one (a large heap would bill its garbage collections to it)."""
-    code = ("import json; from components.plan import plan, read_config_file, stack_file; "
-            "print(json.dumps(plan(read_config_file(stack_file('dev'))).outputs))")
+    code = ("import json; from linked_apps.review.plan import plan, read_config_file, stack_file; "
+            "from pathlib import Path; root = Path.cwd(); "
+            "print(json.dumps(plan(read_config_file(stack_file('dev', root)), program=root / '__main__.py').outputs))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 

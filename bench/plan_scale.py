@@ -19,9 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from components.plan import plan  # noqa: E402
+from linked_apps.review.plan import plan  # noqa: E402
+
+PROGRAM = ROOT / "__main__.py"
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 
@@ -78,7 +81,7 @@ for name in spec["order"]:
 
 
 def floor(cfg: dict, workdir: Path) -> float:
-    from components.rules import creation_order
+    from linked_apps.model.rules import creation_order
 
     apps = cfg["linked-apps:apps"]
     edges = [(l["from"], l["to"]) for l in cfg["linked-apps:links"]]
@@ -104,7 +107,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     import pulumi_cloudflare  # noqa: F401  - import cost is paid once, outside every timing
 
-    plan(topology(20))  # warm-up
+    plan(topology(20), program=PROGRAM)  # warm-up
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
@@ -112,7 +115,7 @@ def main() -> None:
             runs, floors, resources = [], [], None
             for _ in range(args.repeat):  # interleaved, so a busy moment hits both sides alike
                 t0 = time.perf_counter()
-                result = plan(cfg, resolve_outputs=False)  # as `linked-apps plan` runs it
+                result = plan(cfg, program=PROGRAM, resolve_outputs=False)  # as `linked-apps plan` runs it
                 runs.append(time.perf_counter() - t0)
                 assert not result.violations, result.violations[:3]
                 resources = result.resources

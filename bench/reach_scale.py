@@ -26,11 +26,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.assertions import check_assertions  # noqa: E402
-from components.graph import App, Link, TrustGraph  # noqa: E402
-from components.paths import callers, explain, reach, shortest_path  # noqa: E402
-from components.state import read_state  # noqa: E402
-from components.topology import (  # noqa: E402
+from linked_apps.model.assertions import check_assertions  # noqa: E402
+from linked_apps.model.graph import App, Link, TrustGraph  # noqa: E402
+from linked_apps.model.paths import callers, explain, reach, shortest_path  # noqa: E402
+from linked_apps.state import read_state  # noqa: E402
+from linked_apps.model.topology import (  # noqa: E402
     LinkAssertion,
     NeverReachesAssertion,
     OnlyCallersAssertion,

@@ -27,8 +27,8 @@ import jwt  # noqa: E402  - PyJWT mints the tokens: an implementation independen
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
-from components.state import graph_from_outputs  # noqa: E402
-from components.verifier import Verifier  # noqa: E402
+from linked_apps.state import graph_from_outputs  # noqa: E402
+from linked_apps.verifier import Verifier  # noqa: E402
 
 TARGET, SOURCE = "payroll-api", "hr-portal"
 

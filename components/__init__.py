@@ -1,12 +1,10 @@
-"""linked-apps: Cloudflare Access app-to-app trust (Linked App Token policies) as code, on Pulumi.
+"""The Pulumi edge of linked-apps: Access applications and linked-app trust as ComponentResources, and the
+stack program that builds them from config. Importing a component loads pulumi_cloudflare (about 1.4 s), so
+names are imported on first use.
 
-    from components import SelfHostedApp, LinkedAppTrust     # Pulumi components (import pulumi_cloudflare)
-    from components import topology_from_config, TrustGraph  # the config contract and the trust graph
-    from components import read_state, Verifier              # deployed state and token verification
+    from components import SelfHostedApp, SaasApp, LinkedAppTrust
 
-The public surface is `__all__`. Every name is imported on first use, so `import components` costs nothing
-and a caller pays only for what it touches: the verifier never loads Pulumi, the components load
-pulumi_cloudflare (1.4 s) only when asked for.
+The model they are built on (topology, rules, trust graph) is the `linked_apps` package.
 """
 
 from __future__ import annotations
@@ -21,19 +19,6 @@ _HOMES = {
     "SaasAppArgs": "apps",
     "LinkedAppTrust": "trust",
     "LinkedAppTrustArgs": "trust",
-    "Topology": "topology",
-    "topology_from_config": "topology",
-    "TrustGraph": "graph",
-    "read_state": "state",
-    "Verifier": "verifier",
-    "Verdict": "verifier",
-    "AccessMiddleware": "verifier",
-    "LinkedAppsError": "errors",
-    "ConfigError": "errors",
-    "StateError": "errors",
-    "UnknownAppError": "errors",
-    "RuleViolationError": "errors",
-    "TokenRejected": "errors",
 }
 
 __all__ = sorted(_HOMES)
@@ -54,9 +39,4 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .apps import SaasApp, SaasAppArgs, SelfHostedApp, SelfHostedAppArgs
-    from .errors import ConfigError, LinkedAppsError, RuleViolationError, StateError, TokenRejected, UnknownAppError
-    from .graph import TrustGraph
-    from .state import read_state
-    from .topology import Topology, topology_from_config
     from .trust import LinkedAppTrust, LinkedAppTrustArgs
-    from .verifier import AccessMiddleware, Verdict, Verifier

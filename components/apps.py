@@ -16,7 +16,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 from typing_extensions import NotRequired
 
-from .rules import policy_attachments, redirect_uri_problem, self_hosted_place_problem
+from linked_apps.model.rules import policy_attachments, redirect_uri_problem, self_hosted_place_problem
 
 _PKG = "linked-apps:index"
 DEFAULT_SCOPES = ("openid", "email", "profile")

@@ -11,10 +11,10 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from .apps import SaasApp, SelfHostedApp
-from .errors import LinkedAppsError, RuleViolationError
-from .rules import creation_order
-from .topology import (
+from components.apps import SaasApp, SelfHostedApp
+from linked_apps.errors import LinkedAppsError, RuleViolationError
+from linked_apps.model.rules import creation_order
+from linked_apps.model.topology import (
     NAMESPACE,
     ExistingAppSpec,
     LookupAppSpec,
@@ -24,7 +24,7 @@ from .topology import (
     Topology,
     topology_from_config,
 )
-from .trust import LinkedAppTrust, LinkedAppTrustArgs
+from components.trust import LinkedAppTrust, LinkedAppTrustArgs
 
 
 def stack_config() -> dict[str, Any]:

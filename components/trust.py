@@ -16,7 +16,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 from typing_extensions import NotRequired
 
-from .rules import (
+from linked_apps.model.rules import (
     LINKED_APP_TOKEN,
     NON_IDENTITY,
     SENDER_TYPES,

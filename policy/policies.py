@@ -1,7 +1,7 @@
 """CrossGuard policies for Cloudflare Access Linked App Token rules, for any Pulumi program.
 
 They hold programs that never use the linked-apps components to the same rules: every judgement asks
-`components.rules`, every graph comes from `components.state`, as the components and `diff` do.
+`linked_apps.model.rules`, every graph comes from `linked_apps.state`, as the components and `diff` do.
 
 Values unknown during preview (ids of apps and policies not created yet) never crash a policy: they read as
 absent, a policy judges what is known, and an advisory that cannot be decided stays silent.
@@ -32,9 +32,9 @@ from pulumi_policy.proxy import (
     UnknownValueError,
 )
 
-from components.graph import App, Policy, TrustGraph
-from components.rules import LINKED_APP_TOKEN, NON_IDENTITY, can_receive_linked_trust
-from components.state import APP_TYPE, POLICY_TYPE, STACK_TYPE, graph_from_export, graph_from_resources
+from linked_apps.model.graph import App, Policy, TrustGraph
+from linked_apps.model.rules import LINKED_APP_TOKEN, NON_IDENTITY, can_receive_linked_trust
+from linked_apps.state import APP_TYPE, POLICY_TYPE, STACK_TYPE, graph_from_export, graph_from_resources
 
 _UNKNOWN = frozenset({UNKNOWN_ARCHIVE_VALUE, UNKNOWN_ARRAY_VALUE, UNKNOWN_ASSET_VALUE, UNKNOWN_BOOLEAN_VALUE,
                       UNKNOWN_NUMBER_VALUE, UNKNOWN_OBJECT_VALUE, UNKNOWN_STRING_VALUE})
@@ -125,7 +125,7 @@ def _validate_non_identity(args: ResourceValidationArgs, report: ReportViolation
 
 # -- stack policies ---------------------------------------------------------------------------------------------
 class _StackView:
-    """The stack's trust graph, built by components.state, plus where each app and policy lives (URNs)."""
+    """The stack's trust graph, built by linked_apps.state, plus where each app and policy lives (URNs)."""
 
     def __init__(self, resources: Iterable[PolicyResource]) -> None:
         rows: list[dict[str, Any]] = []

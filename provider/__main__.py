@@ -5,7 +5,9 @@ that program declares one of the components. The provider infers its schema (`li
 from the components' Args TypedDicts and annotated outputs; there is no second implementation to keep in step.
 """
 
+import sys
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -13,8 +15,12 @@ from pulumi.provider.experimental import component as _component
 from pulumi.provider.experimental import component_provider_host
 from pulumi.provider.experimental import host as _host
 
-from components.apps import SaasApp, SelfHostedApp
-from components.trust import LinkedAppTrust
+# The components live in the repository, not in the installed `linked_apps` wheel: the host runs this folder,
+# so the repository root is its parent.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from components.apps import SaasApp, SelfHostedApp  # noqa: E402
+from components.trust import LinkedAppTrust  # noqa: E402
 
 PACKAGE = "linked-apps"
 """The package name: it prefixes every type token, and must be the one the components register with."""

@@ -1,7 +1,7 @@
 """Run a Pulumi program in tests the way the engine would, under the SDK's mocks: one harness for every test.
 
 Each run gets a fresh context and event loop, because the SDK keeps its settings in context variables and
-the loop (the same reason `components.plan` does).
+the loop (the same reason `linked_apps.review.plan` does).
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
 
-from components.plan import SECRET_PLACEHOLDER, Plan, plan, read_config_file  # noqa: E402
+from linked_apps.review.plan import SECRET_PLACEHOLDER, Plan, plan, read_config_file  # noqa: E402
+
+PROGRAM = ROOT / "__main__.py"
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 _COMPUTED = ("aud",)
@@ -86,7 +88,7 @@ _PLANS: dict[str, Plan] = {}
 def planned(config: dict[str, Any], key: str) -> Plan:
     """One program run per distinct config per test process (each run costs about a second)."""
     if key not in _PLANS:
-        _PLANS[key] = plan(config, source=key)
+        _PLANS[key] = plan(config, program=PROGRAM, source=key)
     return _PLANS[key]
 
 
@@ -99,7 +101,7 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     path = Path(argv[1])
-    print(json.dumps(export_document(plan(read_config_file(path), source=str(path))), indent=2))
+    print(json.dumps(export_document(plan(read_config_file(path), program=PROGRAM, source=str(path))), indent=2))
     return 0
 
 

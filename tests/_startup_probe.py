@@ -13,7 +13,7 @@ HEAVY = ("pulumi", "pulumi_cloudflare", "pydantic", "yaml", "httpx", "cryptograp
 
 _PROBE = (
     "import json, sys\n"
-    "from components.cli import main\n"
+    "from linked_apps.cli import main\n"
     "try:\n    main(sys.argv[1:])\n    code = 0\nexcept SystemExit as exc:\n    code = exc.code or 0\n"
     "print('\\nPROBE', json.dumps([code, sorted({m.split('.')[0] for m in sys.modules})]))\n"
 )

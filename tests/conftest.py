@@ -8,9 +8,10 @@ from typing import Any
 import hypothesis  # noqa: F401  - imported before any program run; a late import trips a CPython 3.11 AST bug
 import pytest
 
-from components.errors import ConfigError
-from components.plan import read_config_file, stack_file
-from components.topology import topology_from_config
+from linked_apps.errors import ConfigError
+from linked_apps.model.topology import topology_from_config
+from linked_apps.review.plan import read_config_file, stack_file
+from tests._project import PROJECT_ROOT
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TEAM = "acme.cloudflareaccess.com"
@@ -50,7 +51,7 @@ def problems(values: dict[str, Any]) -> list[str]:
 
 @pytest.fixture(scope="session")
 def _dev_config() -> dict[str, Any]:
-    return read_config_file(stack_file("dev"))
+    return read_config_file(stack_file("dev", PROJECT_ROOT))
 
 
 @pytest.fixture

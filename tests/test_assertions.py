@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from components.assertions import RULE, check_assertions
-from components.errors import UnknownAppError
-from components.graph import App, Link, TrustGraph
-from components.plan import plan
-from components.state import graph_from_outputs
-from components.topology import (
+from linked_apps.model.assertions import RULE, check_assertions
+from linked_apps.errors import UnknownAppError
+from linked_apps.model.graph import App, Link, TrustGraph
+from tests._project import plan
+from linked_apps.state import graph_from_outputs
+from linked_apps.model.topology import (
     AssertionSpec,
     LinkAssertion,
     NeverReachesAssertion,
@@ -255,7 +255,7 @@ def test_a_declared_app_not_deployed_yet_has_no_links(dev_config, dev_outputs, a
 
 def test_a_deployed_rule_naming_an_unknown_uid_breaks_only_fail_closed(dev_config):
     """A policy on payroll-api trusting a uid of no app in the state: some caller no `only` list can name."""
-    from components.state import APP_TYPE, POLICY_TYPE, graph_from_resources
+    from linked_apps.state import APP_TYPE, POLICY_TYPE, graph_from_resources
 
     stranger = "99999999-9999-4999-8999-999999999999"
     deployed = graph_from_resources([

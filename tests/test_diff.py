@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.diff import TrustDiff, diff_trust
-from components.graph import App, Link, TrustGraph
-from components.plan import Plan
-from components.state import read_state
+from linked_apps.review.diff import TrustDiff, diff_trust
+from linked_apps.model.graph import App, Link, TrustGraph
+from linked_apps.review.plan import Plan
+from linked_apps.state import read_state
 from tests._review_export import dev_config, export_document, output_document, planned
 
 DEV_EDGES = (("hr-portal", "payroll-api"), ("legacy-crm", "docs-api"), ("mcp-server", "docs-api"),

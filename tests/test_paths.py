@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.errors import UnknownAppError
-from components.graph import App, Link, TrustGraph
-from components.paths import callers, explain, reach, render_path, shortest_path
-from components.rules import LINKED_APP_TOKEN, NON_IDENTITY
-from components.state import POLICY_TYPE, APP_TYPE, graph_from_resources
+from linked_apps.errors import UnknownAppError
+from linked_apps.model.graph import App, Link, TrustGraph
+from linked_apps.model.paths import callers, explain, reach, render_path, shortest_path
+from linked_apps.model.rules import LINKED_APP_TOKEN, NON_IDENTITY
+from linked_apps.state import POLICY_TYPE, APP_TYPE, graph_from_resources
 
 
 def graph(edges: str, *, apps: str = "", types: dict[str, str] | None = None) -> TrustGraph:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from components._cmd_plan import render_markdown
-from components.plan import plan
+from linked_apps.cli.plan import render_markdown
+from tests._project import plan
 
 from .conftest import config, link, self_hosted
 

@@ -17,7 +17,7 @@ from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from components.state import APP_TYPE, POLICY_TYPE
+from linked_apps.state import APP_TYPE, POLICY_TYPE
 from tests._review_export import SECRET_SIG, dev_config, export_document, planned
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.errors import ConfigError
-from components.plan import fake_uid, plan
+from linked_apps.errors import ConfigError
+from tests._project import plan
+from linked_apps.review.plan import fake_uid
 
 from .conftest import ACCOUNT, EXISTING_UID, config, link, saas, self_hosted
 
@@ -145,7 +146,7 @@ def test_outputs_follow_the_contract(dev_config):
 
 def test_program_resources_and_desired_graph_agree(dev_config):
     # The state reader, fed the resources the program registered, must see the trust the topology declares.
-    from components.state import graph_from_resources
+    from linked_apps.state import graph_from_resources
 
     p = plan(dev_config)
     rows = [{"type": r["type"], "id": r["id"], "props": r["inputs"]} for r in p.resources]

@@ -25,7 +25,7 @@ from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.provider.experimental.util import camel_case
 from pulumi.provider.server import ComponentInitError
 
-from components.plan import fake_aud, fake_uid
+from linked_apps.review.plan import fake_aud, fake_uid
 
 from ._mock_engine import run_program
 from .conftest import ACCOUNT, EXISTING_UID

@@ -1,4 +1,5 @@
-"""The package's public surface: small, explicit, and lazy (importing it loads nothing heavy)."""
+"""The public surfaces, `linked_apps` and the repository's `components`: small, explicit, and lazy (importing
+either loads nothing heavy)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import sys
 import pytest
 
 import components
-from components.plan import PROJECT_ROOT
+import linked_apps
+from tests._project import PROJECT_ROOT
 
 
 def _loaded_after(code: str) -> list[str]:
@@ -21,23 +23,30 @@ def _loaded_after(code: str) -> list[str]:
     return eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own probe's printed list
 
 
-def test_every_public_name_is_the_object_of_its_home_module() -> None:
-    for name in components.__all__:
-        value = getattr(components, name)
+@pytest.mark.parametrize("package", [linked_apps, components], ids=lambda p: p.__name__)
+def test_every_public_name_is_the_object_of_its_home_module(package) -> None:
+    for name in package.__all__:
+        value = getattr(package, name)
         home = importlib.import_module(value.__module__)
         assert getattr(home, name) is value, name
-    assert set(components.__all__) <= set(dir(components))
+    assert set(package.__all__) <= set(dir(package))
 
 
-def test_an_unknown_name_is_an_attribute_error() -> None:
+@pytest.mark.parametrize("package", [linked_apps, components], ids=lambda p: p.__name__)
+def test_an_unknown_name_is_an_attribute_error(package) -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        components.Nope  # noqa: B018
+        package.Nope  # noqa: B018
 
 
-def test_importing_the_package_loads_nothing_heavy() -> None:
-    assert _loaded_after("import components") == []
+@pytest.mark.parametrize("package", ["linked_apps", "components"])
+def test_importing_the_package_loads_nothing_heavy(package: str) -> None:
+    assert _loaded_after(f"import {package}") == []
+
+
+def test_the_components_are_the_pulumi_edge() -> None:
+    assert "pulumi_cloudflare" in _loaded_after("from components import SelfHostedApp")
 
 
 def test_the_verifier_side_of_the_api_never_loads_pulumi() -> None:
-    loaded = _loaded_after("from components import Verifier, read_state, TrustGraph, StateError")
+    loaded = _loaded_after("from linked_apps import Verifier, read_state, TrustGraph, StateError")
     assert "pulumi" not in loaded and "pulumi_cloudflare" not in loaded and "pydantic" not in loaded

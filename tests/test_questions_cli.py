@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from components.cli import main
+from linked_apps.cli import main
 from tests._startup_probe import loaded_by
 
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from components.cli import main
-from components.plan import Plan, read_config_file
+from linked_apps.cli import main
+from linked_apps.review.plan import Plan, read_config_file
 from tests._review_export import ROOT, dev_config, export_document, output_document, planned
 from tests._review_parsers import fenced_blocks, markdown_tables, parse_dot, parse_mermaid
 from tests._startup_probe import loaded_by

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.state import read_state
+from linked_apps.state import read_state
 from tests._review_parsers import markdown_tables
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.rules import (
+from linked_apps.model.rules import (
     AppFacts,
     LinkRef,
     can_receive_linked_trust,

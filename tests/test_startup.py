@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from components.cli import COMMANDS, main
+from linked_apps.cli import COMMANDS, main
 from tests._startup_probe import loaded_by
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.topology import (
+from linked_apps.model.topology import (
     ExistingAppSpec,
     LookupAppSpec,
     SaasAppSpec,

@@ -12,9 +12,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from components.errors import UnknownAppError
-from components.state import graph_from_export
-from components.verifier import AccessMiddleware, Verifier
+from linked_apps.errors import UnknownAppError
+from linked_apps.state import graph_from_export
+from linked_apps.verifier import AccessMiddleware, Verifier
 from tests._verifier_support import (
     JwksServer,
     app_claims,

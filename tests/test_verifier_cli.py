@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from components.cli import main
+from linked_apps.cli import main
 from tests._startup_probe import loaded_by
 from tests._verifier_support import (
     JwksServer,
@@ -169,7 +169,7 @@ def test_live_stack_through_the_automation_api(tmp_path: Path) -> None:  # pragm
     (project / "Pulumi.yaml").write_text("name: verify-live\nruntime: python\n")
     (project / "__main__.py").write_text("")
     subprocess.run(["pulumi", "stack", "init", "live"], cwd=project, env=env, check=True)
-    result = subprocess.run([sys.executable, "-m", "components.cli", "verify", "--stack", "live",
+    result = subprocess.run([sys.executable, "-m", "linked_apps", "verify", "--stack", "live",
                              "--project-dir", str(project), "--team-domain", "acme.cloudflareaccess.com",
                              "--to", "nope", "--cf-access-token", "x"], env=env, capture_output=True, text=True)
     assert result.returncode == 2 and "no app named 'nope'" in result.stderr

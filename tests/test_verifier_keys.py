@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from components.errors import KeysUnavailable
-from components.state import graph_from_outputs
-from components.verifier import KeySet, Verifier
+from linked_apps.errors import KeysUnavailable
+from linked_apps.state import graph_from_outputs
+from linked_apps.verifier import KeySet, Verifier
 from tests._verifier_support import (
     CERTS,
     Clock,

@@ -1,4 +1,4 @@
-"""Deployed state as the verifier reads it (components.state): the facts a decision needs survive secrets."""
+"""Deployed state as the verifier reads it (linked_apps.state): the facts a decision needs survive secrets."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from components.errors import StateError
-from components.state import graph_from_export, graph_from_outputs, read_stack
+from linked_apps.errors import StateError
+from linked_apps.state import graph_from_export, graph_from_outputs, read_stack
 from tests._verifier_support import APP, AUD, PORTAL_CLIENT_ID, UID, ciphertext, dev_export, dev_outputs, handmade_export
 
 
@@ -50,7 +50,7 @@ def test_live_state_needs_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_apps_that_share_a_cloudflare_name_are_never_confused() -> None:
     """Cloudflare does not make names unique: asking by the bare name must not pick one of them at random."""
-    from components.errors import UnknownAppError
+    from linked_apps.errors import UnknownAppError
 
     first, second = "00000000-0000-4000-8000-0000000000a1", "00000000-0000-4000-8000-0000000000a2"
     doc = {"deployment": {"resources": [
@@ -67,7 +67,7 @@ def test_apps_that_share_a_cloudflare_name_are_never_confused() -> None:
 
 def test_an_app_whose_outputs_give_no_type_never_grants() -> None:
     """Only a self-hosted app grants through a linked_app_token rule; outputs that do not say fail closed."""
-    from components.verifier._decide import grant
+    from linked_apps.verifier._decide import grant
 
     caller, untyped = "00000000-0000-4000-8000-0000000000b1", "00000000-0000-4000-8000-0000000000b2"
     graph = graph_from_outputs({"apps": {"caller": {"uid": caller, "type": "self_hosted"}, "api": {"uid": untyped}},

@@ -35,9 +35,9 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.state import graph_from_export, graph_from_outputs
-from components.verifier import Verdict, Verifier
-from components.verifier._jws import MAX_TOKEN_LENGTH
+from linked_apps.state import graph_from_export, graph_from_outputs
+from linked_apps.verifier import Verdict, Verifier
+from linked_apps.verifier._jws import MAX_TOKEN_LENGTH
 
 KEY = signing_key("cf-current")
 PREVIOUS = signing_key("cf-previous")
@@ -312,8 +312,8 @@ ATTACKS: list[tuple[str, Callable[[], str], str]] = [
     ("", "length"),
 ])
 def test_only_canonical_unpadded_base64url(segment: str, reason: str | None) -> None:
-    from components.errors import TokenRejected
-    from components.verifier._jws import b64url_decode
+    from linked_apps.errors import TokenRejected
+    from linked_apps.verifier._jws import b64url_decode
 
     if reason is None:
         assert b64url_decode(segment, "payload") == b'{"a":1}'
@@ -383,7 +383,7 @@ def test_unknown_target_and_argument_mistakes_are_denies(dev: Verifier) -> None:
 
 
 def test_no_team_domain_is_a_config_error() -> None:
-    from components.errors import ConfigError
+    from linked_apps.errors import ConfigError
 
     outputs = {k: v for k, v in dev_outputs().items() if k != "team_domain"}
     with pytest.raises(ConfigError, match="--team-domain"):
@@ -424,7 +424,7 @@ def test_only_headers_of_verified_tokens_are_remembered(dev: Verifier) -> None:
 
 def test_keys_are_fetched_over_plain_http_only_from_this_machine() -> None:
     """Whoever answers a plain-http key fetch could serve their own keys: only loopback mirrors may use http."""
-    from components.errors import ConfigError
+    from linked_apps.errors import ConfigError
 
     graph = graph_from_outputs(dev_outputs())
     for url in ("http://keys.example.com", "http://10.0.0.7:8080", "http://127.0.0.1.nip.io", "ftp://127.0.0.1"):

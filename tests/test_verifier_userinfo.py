@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from components.cli import main
-from components.state import graph_from_outputs
-from components.verifier import Verifier
+from linked_apps.cli import main
+from linked_apps.state import graph_from_outputs
+from linked_apps.verifier import Verifier
 from tests._verifier_support import Clock, JwksServer, dev_app, dev_outputs, userinfo_path
 
 MCP = dev_app("mcp-server")["client_id"]

@@ -1,6 +1,6 @@
 """The decision on the trust graph, once a token is verified: which app sent it, and would the target admit it.
 
-Pure: no I/O. The rules (who may receive, who may send, how a policy is evaluated) live in components.rules
+Pure: no I/O. The rules (who may receive, who may send, how a policy is evaluated) live in linked_apps.model.rules
 and are only asked here.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..graph import App, TrustGraph
-from ..rules import (
+from ..model.graph import App, TrustGraph
+from ..model.rules import (
     BEARER_HEADER,
     CF_ACCESS_TOKEN_HEADER,
     LINKED_APP_TOKEN,

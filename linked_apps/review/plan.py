@@ -10,18 +10,18 @@ import contextvars
 import gc
 import hashlib
 import json
+import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, LinkedAppsError, RuleViolationError
-from .graph import TrustGraph
-from .rules import Violation
-from .topology import NAMESPACE, Topology, topology_from_config
+from ..errors import ConfigError, LinkedAppsError, RuleViolationError
+from ..model.graph import TrustGraph
+from ..model.rules import Violation
+from ..model.topology import NAMESPACE, Topology, topology_from_config
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRET_PLACEHOLDER = "[secret]"
 _NS = uuid.UUID("6f1c1e2a-7d4b-4b8e-9a51-0c2d3e4f5a6b")
 
@@ -58,7 +58,7 @@ class Plan:
         }
 
 
-def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
+def stack_file(stack: str, root: Path) -> Path:
     return root / "stacks" / f"Pulumi.{stack}.yaml"
 
 
@@ -157,9 +157,13 @@ class _PlanMocks:
         return {}, []
 
 
-def plan(config: Mapping[str, Any], *, source: str = "stack config", stack: str = "dev",
-         program: Path = PROJECT_ROOT / "__main__.py", resolve_outputs: bool = True) -> Plan:
-    """Parse the config (ConfigError), then run the program under mocks and collect what it registers."""
+def plan(config: Mapping[str, Any], *, program: Path, source: str = "stack config", stack: str = "dev",
+         resolve_outputs: bool = True) -> Plan:
+    """Parse the config (ConfigError), then run the program under mocks and collect what it registers.
+
+    `program` is the project's `__main__.py`; its folder is put first on `sys.path` for the run, as Pulumi's
+    Python language host does, so the program imports the project's own packages (`components`).
+    """
     topology = topology_from_config(config, source=source)
     # A fresh context and event loop per run: the SDK keeps its settings in context variables and the loop.
     return contextvars.Context().run(_run, topology, config, stack, program, resolve_outputs)
@@ -193,6 +197,8 @@ def _run(topology: Topology, config: Mapping[str, Any], stack: str, program: Pat
         values, secret_keys = _engine_values(config)
         set_all_config(values, secret_keys)
         result = Plan(topology)
+        project = str(program.resolve().parent)
+        sys.path.insert(0, project)
         try:
             loop.run_until_complete(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
         except BaseException as exc:  # noqa: BLE001 - sorted below; anything unexpected is re-raised
@@ -205,6 +211,8 @@ def _run(topology: Topology, config: Mapping[str, Any], stack: str, program: Pat
                 raise ConfigError([str(exc)], source="program") from None
             else:
                 raise
+        finally:
+            sys.path.remove(project)
         result.resources = sorted(fakes.registered, key=lambda r: (r["name"], r["type"]))
         root = settings.get_root_resource()
         # Resolving every exported Output is a third of a large plan's time; commands that only show

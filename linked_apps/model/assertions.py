@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
-from .errors import UnknownAppError
+from ..errors import UnknownAppError
 from .graph import Link, TrustGraph
 from .paths import Reach, reach, render_path
 from .rules import Violation

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from .assertions import check_assertions, unknown_app_problems
-from .errors import ConfigError
+from ..errors import ConfigError
 from .graph import App, Link, TrustGraph
 from .rules import (
     UUID,

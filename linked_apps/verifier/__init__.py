@@ -1,7 +1,7 @@
 """Verify Cloudflare Access linked-app tokens against the trust that is deployed.
 
-    from components.state import read_state
-    from components.verifier import Verifier
+    from linked_apps.state import read_state
+    from linked_apps.verifier import Verifier
 
     verifier = Verifier(read_state("state.json"))
     verdict = verifier.decide("payroll-api", cf_access_token=token)

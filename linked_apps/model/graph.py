@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .errors import UnknownAppError
+from ..errors import UnknownAppError
 from .rules import LINKED_APP_TOKEN, NON_IDENTITY
 
 Rule = tuple[str, "str | None"]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TokenRejected
-from ..graph import App, TrustGraph
+from ..model.graph import App, TrustGraph
 
 if TYPE_CHECKING:
     import httpx

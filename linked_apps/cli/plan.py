@@ -9,12 +9,12 @@ import click
 
 from typing import TYPE_CHECKING
 
-from .cli import load_desired, stack_options
-from .render import markdown_cell, markdown_code
-from .rules import token_header
+from ._common import load_desired, stack_options
+from ..review.render import markdown_cell, markdown_code
+from ..model.rules import token_header
 
 if TYPE_CHECKING:
-    from .plan import Plan
+    from ..review.plan import Plan
 
 
 def _short_type(token: str) -> str:

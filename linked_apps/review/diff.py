@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .graph import App, TrustGraph
-from .rules import Violation
+from ..model.graph import App, TrustGraph
+from ..model.rules import Violation
 
 Edge = tuple[str, str]
 """`(source, target)`: source may call target on behalf of its user."""

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .diff import Edge, TrustDiff
-from .graph import App, TrustGraph
-from .rules import token_header
+from ..model.graph import App, TrustGraph
+from ..model.rules import token_header
 
 ADDED, REMOVED, SAME = "added", "removed", ""
 ADDED_COLOUR, REMOVED_COLOUR = "#1a7f37", "#cf222e"

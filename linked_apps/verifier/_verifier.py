@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, TokenRejected, UnknownAppError
-from ..graph import App, TrustGraph
-from ..rules import check_team_domain
+from ..model.graph import App, TrustGraph
+from ..model.rules import check_team_domain
 from . import _claims, _jws
 from ._cache import DEFAULT_SIZE, Entry, TokenCache
 from ._decide import BEARER, CF_ACCESS_TOKEN, Grant, grant, saas_source, sender_problem, sources_by_aud

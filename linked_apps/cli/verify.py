@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .cli import fail
+from ._common import fail
 
 
 def _token(value: str | None, what: str) -> str | None:
@@ -54,8 +54,8 @@ def verify_command(state_file: str | None, stack: str | None, project_dir: Path 
     Exit codes: 0 allowed, 1 denied (malformed tokens included), 2 usage or config error
     (unknown app, unreadable state).
     """
-    from .errors import LinkedAppsError
-    from .state import read_state
+    from ..errors import LinkedAppsError
+    from ..state import read_state
 
     if (state_file is None) == (stack is None):
         fail("give exactly one of --state FILE or --stack NAME")
@@ -65,13 +65,13 @@ def verify_command(state_file: str | None, stack: str | None, project_dir: Path 
         fail("standard input can carry the state or the token, not both")
     try:
         if stack is not None:
-            from .cli import project_dir as default_project_dir
-            from .state import read_stack
+            from ._common import project_dir as default_project_dir
+            from ..state import read_stack
 
             graph = read_stack(stack, default_project_dir(project_dir))
         else:
             graph = read_state(state_file)  # type: ignore[arg-type]
-        from .verifier import Verifier
+        from ..verifier import Verifier
 
         verifier = Verifier(graph, team_domain=team_domain, access_url=access_url, online_userinfo=online_userinfo)
         verifier.target(to)

@@ -15,9 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .errors import StateError
-from .graph import App, Policy, Rule, TrustGraph, links_from_policies
-from .rules import LINKED_APP_TOKEN, NON_IDENTITY, linked_policy_name
+from ..errors import StateError
+from ..model.graph import App, Policy, Rule, TrustGraph, links_from_policies
+from ..model.rules import LINKED_APP_TOKEN, NON_IDENTITY, linked_policy_name
 
 APP_TYPE = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 POLICY_TYPE = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"

@@ -1,0 +1,5 @@
+"""`python -m linked_apps`: the same as the `linked-apps` command."""
+
+from .cli import main
+
+main()
