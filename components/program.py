@@ -12,6 +12,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from components.apps import SaasApp, SelfHostedApp
+from components.trust import LinkedAppTrust, LinkedAppTrustArgs
 from linked_apps.errors import LinkedAppsError, RuleViolationError
 from linked_apps.model.rules import creation_order
 from linked_apps.model.topology import (
@@ -24,7 +25,6 @@ from linked_apps.model.topology import (
     Topology,
     topology_from_config,
 )
-from components.trust import LinkedAppTrust, LinkedAppTrustArgs
 
 
 def stack_config() -> dict[str, Any]:

@@ -7,10 +7,19 @@ it names the culprit (a config key path, an app, a file) and says what to change
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from .model.rules import Violation
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule. `rule` is a stable id for scripts; `message` is for people."""
+
+    rule: str
+    message: str
+    apps: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        return {"rule": self.rule, "message": self.message, "apps": list(self.apps)}
 
 
 class LinkedAppsError(Exception):
@@ -23,8 +32,12 @@ class ConfigError(LinkedAppsError):
     def __init__(self, problems: Sequence[str], source: str = "stack config") -> None:
         self.problems = list(problems)
         self.source = source
+        if len(self.problems) == 1:  # one problem, one line; it names the source unless it already does
+            only = self.problems[0]
+            super().__init__(only if only.startswith(source) else f"{source}: {only}")
+            return
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source} is not valid ({len(self.problems)} problem(s)):\n{lines}")
+        super().__init__(f"{source} is not valid ({len(self.problems)} problems):\n{lines}")
 
 
 class StateError(LinkedAppsError):

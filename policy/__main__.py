@@ -4,8 +4,7 @@ It only builds the pack, which serves forever: the policies live in `policies.py
 other packs. The engine runs this directory with `runpy`, which puts it first on sys.path.
 """
 
-from pulumi_policy import PolicyPack
-
 from policies import POLICIES
+from pulumi_policy import PolicyPack
 
 PolicyPack("linked-apps", policies=POLICIES)

@@ -63,7 +63,8 @@ def dev_config(_dev_config: dict[str, Any]) -> dict[str, Any]:
 def dev_outputs() -> dict[str, Any]:
     """`pulumi stack output --json` of the dev stack from the real program (one run per test process, shared
     with the review and verifier fixtures); a copy, so a test may edit it."""
-    from tests._review_export import dev_config as fresh_dev_config, planned
+    from tests._review_export import dev_config as fresh_dev_config
+    from tests._review_export import planned
 
     result = planned(fresh_dev_config(), "dev")
     assert result.violations == []

@@ -10,20 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from linked_apps.model.assertions import RULE, check_assertions
 from linked_apps.errors import UnknownAppError
+from linked_apps.model.assertions import RULE, check_assertions
 from linked_apps.model.graph import App, Link, TrustGraph
-from tests._project import plan
-from linked_apps.state import graph_from_outputs
-from linked_apps.model.topology import (
+from linked_apps.model.assertions import (
     AssertionSpec,
     LinkAssertion,
     NeverReachesAssertion,
     OnlyCallersAssertion,
     ReachesAssertion,
-    Topology,
-    topology_from_config,
 )
+from linked_apps.model.topology import Topology, topology_from_config
+from linked_apps.state import graph_from_outputs
+from tests._project import plan
 
 from .conftest import config, link, problems, self_hosted
 

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from linked_apps.cli import main
 from linked_apps.errors import ConfigError, StateError
 from linked_apps.model.graph import TrustGraph
-from tests._project import PROJECT_ROOT
 from linked_apps.model.topology import topology_from_config
 from linked_apps.state import APP_TYPE, POLICY_TYPE, STACK_TYPE, graph_from_export, graph_from_outputs
+from tests._project import PROJECT_ROOT
 
 DEV_STACK = PROJECT_ROOT / "stacks" / "Pulumi.dev.yaml"
 UID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linked_apps.review.diff import TrustDiff, diff_trust
 from linked_apps.model.graph import App, Link, TrustGraph
+from linked_apps.review.diff import TrustDiff, diff_trust
 from linked_apps.review.plan import Plan
 from linked_apps.state import read_state
 from tests._review_export import dev_config, export_document, output_document, planned

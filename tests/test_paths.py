@@ -12,7 +12,7 @@ from linked_apps.errors import UnknownAppError
 from linked_apps.model.graph import App, Link, TrustGraph
 from linked_apps.model.paths import callers, explain, reach, render_path, shortest_path
 from linked_apps.model.rules import LINKED_APP_TOKEN, NON_IDENTITY
-from linked_apps.state import POLICY_TYPE, APP_TYPE, graph_from_resources
+from linked_apps.state import APP_TYPE, POLICY_TYPE, graph_from_resources
 
 
 def graph(edges: str, *, apps: str = "", types: dict[str, str] | None = None) -> TrustGraph:

@@ -26,10 +26,10 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from tests._review_export import dev_config, export_document, planned
 from linked_apps.state import APP_TYPE, POLICY_TYPE
 from policy import policies as pack
 from policy.policies import POLICIES
+from tests._review_export import dev_config, export_document, planned
 
 ROOT = Path(__file__).resolve().parent.parent
 UNKNOWN = UNKNOWN_STRING_VALUE

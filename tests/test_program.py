@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from linked_apps.errors import ConfigError
-from tests._project import plan
 from linked_apps.review.plan import fake_uid
+from tests._project import plan
 
 from .conftest import ACCOUNT, EXISTING_UID, config, link, saas, self_hosted
 

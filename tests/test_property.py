@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests._project import plan
 from linked_apps.model.rules import AppFacts, LinkRef, check_links, creation_order
 from linked_apps.state import graph_from_resources
+from tests._project import plan
 
 from .conftest import EXISTING_UID, config
 

@@ -6,10 +6,19 @@ import re
 
 import pytest
 
-from linked_apps.review.diff import diff_trust
 from linked_apps.model.graph import App, Link, TrustGraph
-from linked_apps.review.render import ADDED_COLOUR, REMOVED_COLOUR, Drawing, diff_markdown, diff_text, dot, mermaid, summary
 from linked_apps.model.rules import Violation
+from linked_apps.review.diff import diff_trust
+from linked_apps.review.render import (
+    ADDED_COLOUR,
+    REMOVED_COLOUR,
+    Drawing,
+    diff_markdown,
+    diff_text,
+    dot,
+    mermaid,
+    summary,
+)
 from tests._review_parsers import fenced_blocks, markdown_tables, parse_dot, parse_mermaid
 
 APPS = [App("hr", "self_hosted"), App("pay", "self_hosted"), App("docs", "self_hosted"), App("mcp", "saas"),

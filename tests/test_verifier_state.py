@@ -8,7 +8,16 @@ import pytest
 
 from linked_apps.errors import StateError
 from linked_apps.state import graph_from_export, graph_from_outputs, read_stack
-from tests._verifier_support import APP, AUD, PORTAL_CLIENT_ID, UID, ciphertext, dev_export, dev_outputs, handmade_export
+from tests._verifier_support import (
+    APP,
+    AUD,
+    PORTAL_CLIENT_ID,
+    UID,
+    ciphertext,
+    dev_export,
+    dev_outputs,
+    handmade_export,
+)
 
 
 def test_export_and_outputs_give_the_verifier_the_same_facts() -> None:

@@ -11,6 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from linked_apps.state import graph_from_export, graph_from_outputs
+from linked_apps.verifier import Verdict, Verifier
+from linked_apps.verifier._jws import MAX_TOKEN_LENGTH
 from tests._verifier_support import (
     AUD,
     CERTS,
@@ -31,13 +38,6 @@ from tests._verifier_support import (
     saas_jwks_path,
     signing_key,
 )
-from cryptography.hazmat.primitives import serialization
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from linked_apps.state import graph_from_export, graph_from_outputs
-from linked_apps.verifier import Verdict, Verifier
-from linked_apps.verifier._jws import MAX_TOKEN_LENGTH
 
 KEY = signing_key("cf-current")
 PREVIOUS = signing_key("cf-previous")

@@ -13,8 +13,8 @@ from ..errors import LinkedAppsError
 
 if TYPE_CHECKING:
     from ..model.graph import TrustGraph
-    from ..review.plan import Plan
     from ..model.topology import Topology
+    from ..review.plan import Plan
 
 def fail(message: str) -> NoReturn:
     """Report unusable input and exit 2, never with a traceback."""
@@ -44,8 +44,8 @@ def config_path(stack: str | None, config: Path | None, project: Path | None) ->
 
 def load_topology(stack: str | None, config: Path | None, project: Path | None) -> tuple[Topology, str]:
     """The desired topology from the config alone (no program run, no Pulumi) and a label for it; errors exit 2."""
-    from ..review.plan import read_config_file
     from ..model.topology import topology_from_config
+    from ..review.plan import read_config_file
 
     path = config_path(stack, config, project)
     try:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ._common import fail, load_state, load_topology, stack_options
 from ..errors import UnknownAppError
+from ._common import fail, load_state, load_topology, stack_options
 
 
 @click.command("check")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from ._common import fail, load_state, load_topology, stack_options
 from ..errors import LinkedAppsError
 from ..review.diff import diff_trust
 from ..review.render import Drawing, diff_markdown, diff_text, dot, mermaid
+from ._common import fail, load_state, load_topology, stack_options
 
 
 @click.command("diff")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from ._common import fail, load_state, load_topology
 from ..review.render import Drawing, dot, mermaid
+from ._common import fail, load_state, load_topology
 
 
 @click.command("graph")

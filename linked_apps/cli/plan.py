@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from typing import TYPE_CHECKING
-
-from ._common import load_desired, stack_options
-from ..review.render import markdown_cell, markdown_code
 from ..model.rules import token_header
+from ..review.render import markdown_cell, markdown_code
+from ._common import load_desired, stack_options
 
 if TYPE_CHECKING:
     from ..review.plan import Plan

@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from ._common import fail, load_state, load_topology, stack_options
 from ..errors import LinkedAppsError
 from ..model.graph import Link, TrustGraph
 from ..model.paths import Explanation, Reach, callers, explain, reach, render_path
+from ._common import fail, load_state, load_topology, stack_options
 
 
 def load_graph(

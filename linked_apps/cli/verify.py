@@ -65,8 +65,8 @@ def verify_command(state_file: str | None, stack: str | None, project_dir: Path 
         fail("standard input can carry the state or the token, not both")
     try:
         if stack is not None:
-            from ._common import project_dir as default_project_dir
             from ..state import read_stack
+            from ._common import project_dir as default_project_dir
 
             graph = read_stack(stack, default_project_dir(project_dir))
         else:

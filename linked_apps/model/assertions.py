@@ -9,21 +9,152 @@ message names the assertion, the apps, and the path that breaks it.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from ..errors import UnknownAppError
+from ._spec import Spec as _Spec
 from .graph import Link, TrustGraph
 from .paths import Reach, reach, render_path
 from .rules import Violation
-
-if TYPE_CHECKING:
-    from .topology import AssertionSpec
 
 RULE = "assertion"
 """The `rule` id of every failed assertion."""
 
 _SHOWN = 8  # apps listed by name in one message before "and N more"
+
+
+# The assertion specs: the `linked-apps:assertions` entries of the config contract.
+
+
+class _AssertionSpec(_Spec):
+    """Fields every assertion may carry, so a failure can say which invariant broke and why it matters."""
+
+    name: str | None = None
+    description: str | None = None
+
+    def app_refs(self) -> list[tuple[str, str]]:
+        """`(key path inside this assertion, app name)` for every app it names, e.g. `("only[1]", "hr-portal")`."""
+        raise NotImplementedError
+
+    def summary(self) -> str:
+        """The assertion as written in YAML flow style, e.g. `{to: ledger, only: [payroll-api]}`."""
+        raise NotImplementedError
+
+
+def _flow(items: list[str]) -> str:
+    return "[" + ", ".join(items) + "]"
+
+
+def _not_the_source(source: str, targets: list[str], key: str) -> None:
+    if source in targets:
+        raise ValueError(f"`{key}` lists `{source}`, the app the assertion starts from; name other apps")
+
+
+class LinkAssertion(_AssertionSpec):
+    """`{from: A, to: B, expect: allow|deny}`: the direct link A -> B must (allow) or must not (deny) exist."""
+
+    source: str = Field(alias="from", min_length=1)
+    target: str = Field(alias="to", min_length=1)
+    expect: Literal["allow", "deny"]
+
+    @model_validator(mode="after")
+    def _two_apps(self) -> LinkAssertion:
+        if self.source == self.target:
+            raise ValueError("`from` and `to` are the same app; an app cannot link to itself")
+        return self
+
+    def app_refs(self) -> list[tuple[str, str]]:
+        return [("from", self.source), ("to", self.target)]
+
+    def summary(self) -> str:
+        return f"{{from: {self.source}, to: {self.target}, expect: {self.expect}}}"
+
+
+class OnlyCallersAssertion(_AssertionSpec):
+    """`{to: B, only: [A, C]}`: no app outside the list may link into B (an empty list: no app may)."""
+
+    target: str = Field(alias="to", min_length=1)
+    only: list[str]
+
+    def app_refs(self) -> list[tuple[str, str]]:
+        return [("to", self.target), *((f"only[{i}]", n) for i, n in enumerate(self.only))]
+
+    def summary(self) -> str:
+        return f"{{to: {self.target}, only: {_flow(self.only)}}}"
+
+
+class ReachesAssertion(_AssertionSpec):
+    """`{from: A, reaches: [..]}`: A's user identity reaches each listed app along a chain of links."""
+
+    source: str = Field(alias="from", min_length=1)
+    reaches: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _others(self) -> ReachesAssertion:
+        _not_the_source(self.source, self.reaches, "reaches")
+        return self
+
+    def app_refs(self) -> list[tuple[str, str]]:
+        return [("from", self.source), *((f"reaches[{i}]", n) for i, n in enumerate(self.reaches))]
+
+    def summary(self) -> str:
+        return f"{{from: {self.source}, reaches: {_flow(self.reaches)}}}"
+
+
+class NeverReachesAssertion(_AssertionSpec):
+    """`{from: A, never_reaches: [..]}`: no chain of links carries A's user identity to a listed app."""
+
+    source: str = Field(alias="from", min_length=1)
+    never_reaches: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _others(self) -> NeverReachesAssertion:
+        _not_the_source(self.source, self.never_reaches, "never_reaches")
+        return self
+
+    def app_refs(self) -> list[tuple[str, str]]:
+        return [("from", self.source), *((f"never_reaches[{i}]", n) for i, n in enumerate(self.never_reaches))]
+
+    def summary(self) -> str:
+        return f"{{from: {self.source}, never_reaches: {_flow(self.never_reaches)}}}"
+
+
+ASSERTION_MODELS: dict[str, type[_AssertionSpec]] = {
+    "expect": LinkAssertion, "only": OnlyCallersAssertion,
+    "reaches": ReachesAssertion, "never_reaches": NeverReachesAssertion,
+}
+
+
+def _assertion_kind(raw: Any) -> str | None:
+    # The kind is the one key only that kind has; zero or several such keys cannot be told apart.
+    if isinstance(raw, _AssertionSpec):
+        return next(k for k, m in ASSERTION_MODELS.items() if type(raw) is m)
+    if not isinstance(raw, Mapping):
+        return None
+    kinds = [k for k in ASSERTION_MODELS if k in raw]
+    return kinds[0] if len(kinds) == 1 else None
+
+
+AssertionSpec = Annotated[
+    Union[
+        Annotated[LinkAssertion, Tag("expect")],
+        Annotated[OnlyCallersAssertion, Tag("only")],
+        Annotated[ReachesAssertion, Tag("reaches")],
+        Annotated[NeverReachesAssertion, Tag("never_reaches")],
+    ],
+    Discriminator(
+        _assertion_kind,
+        custom_error_type="assertion_kind",
+        custom_error_message=(
+            "cannot tell what assertion this is: give exactly one of `expect: allow|deny` (with `from` and `to`), "
+            "`only: [..]` (with `to`), `reaches: [..]` or `never_reaches: [..]` (with `from`)"
+        ),
+    ),
+]
+
 
 
 def unknown_app_problems(
@@ -76,7 +207,6 @@ def check_assertions(
 def _failure(
     assertion: AssertionSpec, graph: TrustGraph, reach_of: Callable[[str], Reach]
 ) -> tuple[str, tuple[str, ...]] | None:
-    from .topology import LinkAssertion, NeverReachesAssertion, OnlyCallersAssertion, ReachesAssertion
 
     if isinstance(assertion, LinkAssertion):
         src, dst = assertion.source, assertion.target

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import Violation
+
 LINKED_APP_TOKEN = "linked_app_token"
 """The policy rule selector (`{"linked_app_token": {"app_uid": ...}}`)."""
 
@@ -101,18 +103,6 @@ BEARER_HEADER = "Authorization: Bearer"
 def token_header(source_type: str | None) -> str:
     """The header a source app of this type sends its user token in (the two documented flows)."""
     return BEARER_HEADER if source_type == "saas" else CF_ACCESS_TOKEN_HEADER
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    """One broken rule. `rule` is a stable id for scripts; `message` is for people."""
-
-    rule: str
-    message: str
-    apps: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, object]:
-        return {"rule": self.rule, "message": self.message, "apps": list(self.apps)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -23,8 +22,9 @@ from pydantic import (
     model_validator,
 )
 
-from .assertions import check_assertions, unknown_app_problems
 from ..errors import ConfigError
+from ._spec import Spec as _Spec
+from .assertions import ASSERTION_MODELS, AssertionSpec, check_assertions, unknown_app_problems
 from .graph import App, Link, TrustGraph
 from .rules import (
     UUID,
@@ -47,10 +47,6 @@ AppType = Literal[
     "self_hosted", "saas", "ssh", "vnc", "app_launcher", "warp", "biso", "bookmark", "dash_sso",
     "infrastructure", "rdp", "mcp", "mcp_portal", "proxy_endpoint",
 ]
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
 
 class _ManagedApp(_Spec):
     """Fields shared by the apps this stack creates."""
@@ -200,133 +196,6 @@ class LinkSpec(_Spec):
     description: str | None = None
 
 
-class _AssertionSpec(_Spec):
-    """Fields every assertion may carry, so a failure can say which invariant broke and why it matters."""
-
-    name: str | None = None
-    description: str | None = None
-
-    def app_refs(self) -> list[tuple[str, str]]:
-        """`(key path inside this assertion, app name)` for every app it names, e.g. `("only[1]", "hr-portal")`."""
-        raise NotImplementedError
-
-    def summary(self) -> str:
-        """The assertion as written in YAML flow style, e.g. `{to: ledger, only: [payroll-api]}`."""
-        raise NotImplementedError
-
-
-def _flow(items: list[str]) -> str:
-    return "[" + ", ".join(items) + "]"
-
-
-def _not_the_source(source: str, targets: list[str], key: str) -> None:
-    if source in targets:
-        raise ValueError(f"`{key}` lists `{source}`, the app the assertion starts from; name other apps")
-
-
-class LinkAssertion(_AssertionSpec):
-    """`{from: A, to: B, expect: allow|deny}`: the direct link A -> B must (allow) or must not (deny) exist."""
-
-    source: str = Field(alias="from", min_length=1)
-    target: str = Field(alias="to", min_length=1)
-    expect: Literal["allow", "deny"]
-
-    @model_validator(mode="after")
-    def _two_apps(self) -> LinkAssertion:
-        if self.source == self.target:
-            raise ValueError("`from` and `to` are the same app; an app cannot link to itself")
-        return self
-
-    def app_refs(self) -> list[tuple[str, str]]:
-        return [("from", self.source), ("to", self.target)]
-
-    def summary(self) -> str:
-        return f"{{from: {self.source}, to: {self.target}, expect: {self.expect}}}"
-
-
-class OnlyCallersAssertion(_AssertionSpec):
-    """`{to: B, only: [A, C]}`: no app outside the list may link into B (an empty list: no app may)."""
-
-    target: str = Field(alias="to", min_length=1)
-    only: list[str]
-
-    def app_refs(self) -> list[tuple[str, str]]:
-        return [("to", self.target), *((f"only[{i}]", n) for i, n in enumerate(self.only))]
-
-    def summary(self) -> str:
-        return f"{{to: {self.target}, only: {_flow(self.only)}}}"
-
-
-class ReachesAssertion(_AssertionSpec):
-    """`{from: A, reaches: [..]}`: A's user identity reaches each listed app along a chain of links."""
-
-    source: str = Field(alias="from", min_length=1)
-    reaches: list[str] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _others(self) -> ReachesAssertion:
-        _not_the_source(self.source, self.reaches, "reaches")
-        return self
-
-    def app_refs(self) -> list[tuple[str, str]]:
-        return [("from", self.source), *((f"reaches[{i}]", n) for i, n in enumerate(self.reaches))]
-
-    def summary(self) -> str:
-        return f"{{from: {self.source}, reaches: {_flow(self.reaches)}}}"
-
-
-class NeverReachesAssertion(_AssertionSpec):
-    """`{from: A, never_reaches: [..]}`: no chain of links carries A's user identity to a listed app."""
-
-    source: str = Field(alias="from", min_length=1)
-    never_reaches: list[str] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _others(self) -> NeverReachesAssertion:
-        _not_the_source(self.source, self.never_reaches, "never_reaches")
-        return self
-
-    def app_refs(self) -> list[tuple[str, str]]:
-        return [("from", self.source), *((f"never_reaches[{i}]", n) for i, n in enumerate(self.never_reaches))]
-
-    def summary(self) -> str:
-        return f"{{from: {self.source}, never_reaches: {_flow(self.never_reaches)}}}"
-
-
-_ASSERTION_MODELS: dict[str, type[_AssertionSpec]] = {
-    "expect": LinkAssertion, "only": OnlyCallersAssertion,
-    "reaches": ReachesAssertion, "never_reaches": NeverReachesAssertion,
-}
-
-
-def _assertion_kind(raw: Any) -> str | None:
-    # The kind is the one key only that kind has; zero or several such keys cannot be told apart.
-    if isinstance(raw, _AssertionSpec):
-        return next(k for k, m in _ASSERTION_MODELS.items() if type(raw) is m)
-    if not isinstance(raw, Mapping):
-        return None
-    kinds = [k for k in _ASSERTION_MODELS if k in raw]
-    return kinds[0] if len(kinds) == 1 else None
-
-
-AssertionSpec = Annotated[
-    Union[
-        Annotated[LinkAssertion, Tag("expect")],
-        Annotated[OnlyCallersAssertion, Tag("only")],
-        Annotated[ReachesAssertion, Tag("reaches")],
-        Annotated[NeverReachesAssertion, Tag("never_reaches")],
-    ],
-    Discriminator(
-        _assertion_kind,
-        custom_error_type="assertion_kind",
-        custom_error_message=(
-            "cannot tell what assertion this is: give exactly one of `expect: allow|deny` (with `from` and `to`), "
-            "`only: [..]` (with `to`), `reaches: [..]` or `never_reaches: [..]` (with `from`)"
-        ),
-    ),
-]
-
-
 class Topology(_Spec):
     """Everything under the `linked-apps:` config namespace."""
 
@@ -412,7 +281,7 @@ def _friendly(err: dict[str, Any]) -> str:
     # Drop discriminator tags pydantic puts after the app name (apps.<name>.<tag>.field).
     if len(loc) >= 3 and loc[0] == "apps" and loc[2] in _KIND_TAGS:
         loc = loc[:2] + loc[3:]
-    if len(loc) >= 3 and loc[0] == "assertions" and loc[2] in _ASSERTION_MODELS:
+    if len(loc) >= 3 and loc[0] == "assertions" and loc[2] in ASSERTION_MODELS:
         loc = loc[:2] + loc[3:]
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
@@ -425,12 +294,12 @@ def _friendly(err: dict[str, Any]) -> str:
         loc = loc[:-1]
         msg = "this name is not a string; quote it in the YAML"
     elif kind == "assertion_kind" and isinstance(err.get("input"), Mapping):
-        kinds = [k for k in _ASSERTION_MODELS if k in err["input"]]
+        kinds = [k for k in ASSERTION_MODELS if k in err["input"]]
         if len(kinds) > 1:
             msg += f"; it has {' and '.join(f'`{k}`' for k in kinds)}: write one assertion for each"
         known = _known_fields(loc)
         typos = [(k, hint[0]) for k in err["input"] if k not in known
-                 for hint in [difflib.get_close_matches(str(k), list(_ASSERTION_MODELS), n=1)] if hint]
+                 for hint in [difflib.get_close_matches(str(k), list(ASSERTION_MODELS), n=1)] if hint]
         msg += "".join(f"; `{k}`: did you mean `{h}`?" for k, h in typos)
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
@@ -443,8 +312,8 @@ def _known_fields(loc: tuple[Any, ...]) -> list[str]:
         model = LinkSpec
     elif loc[:1] == ("assertions",):
         # Inside an assertion of a known kind, only that kind's keys; otherwise any assertion key.
-        tagged = len(loc) > 2 and loc[2] in _ASSERTION_MODELS
-        kinds = [_ASSERTION_MODELS[loc[2]]] if tagged else _ASSERTION_MODELS.values()
+        tagged = len(loc) > 2 and loc[2] in ASSERTION_MODELS
+        kinds = [ASSERTION_MODELS[loc[2]]] if tagged else ASSERTION_MODELS.values()
         return sorted({f.alias or n for m in kinds for n, f in m.model_fields.items()})
     elif loc[:1] == ("apps",):
         return sorted({f.alias or n for m in (SelfHostedAppSpec, SaasAppSpec, ExistingAppSpec, LookupAppSpec, StackAppSpec)

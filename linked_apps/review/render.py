@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .diff import Edge, TrustDiff
 from ..model.graph import App, TrustGraph
 from ..model.rules import token_header
+from .diff import Edge, TrustDiff
 
 ADDED, REMOVED, SAME = "added", "removed", ""
 ADDED_COLOUR, REMOVED_COLOUR = "#1a7f37", "#cf222e"
