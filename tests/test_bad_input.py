@@ -59,7 +59,7 @@ def test_a_project_without_a_program_exits_2(tmp_path: Path) -> None:
     shutil.copy(DEV_STACK, tmp_path / "stacks" / "Pulumi.dev.yaml")
     result = run("plan", "--stack", "dev", "--project-dir", tmp_path)
     assert result.exit_code == 2, result.output
-    assert f"{tmp_path} has no __main__.py" in result.output
+    assert f"{tmp_path}: no __main__.py" in result.output
 
 
 def test_export_with_values_of_the_wrong_kind_reads_without_crashing() -> None:

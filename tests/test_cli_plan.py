@@ -105,7 +105,7 @@ def test_help_explains_every_option():
     assert out.returncode == 0
     for option in ("--stack", "--config", "--format", "--project-dir"):
         assert option in out.stdout
-    assert "Exit 0" in out.stdout
+    assert "Exit codes: 0 every rule holds, 1 a rule is broken, 2 the input cannot be used" in out.stdout
 
 
 def test_prod_stack_plans_lookup_and_stack_reference():

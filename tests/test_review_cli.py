@@ -127,10 +127,11 @@ def test_diff_unreadable_state_exits_2_naming_the_file(tmp_path: Path, content: 
 
 
 def test_diff_needs_a_stack_or_a_config_and_a_state() -> None:
-    neither = CliRunner().invoke(main, ["diff", "--against", EXAMPLE_STATE])
+    neither = CliRunner().invoke(main, ["diff", "--state", EXAMPLE_STATE])
     assert neither.exit_code == 2 and "exactly one of --stack NAME or --config FILE" in neither.output
     missing = CliRunner().invoke(main, ["diff", "--stack", "dev"])
-    assert missing.exit_code == 2 and "--against" in missing.output
+    assert missing.exit_code == 2 and "--state" in missing.output
+    assert missing.output.count("\n") == 1 and missing.output.startswith("linked-apps: diff: ")
     unknown = CliRunner().invoke(main, ["diff", "--stack", "nope", "--against", EXAMPLE_STATE])
     assert unknown.exit_code == 2 and "Pulumi.nope.yaml: no such file; stacks here:" in unknown.output
 

@@ -122,7 +122,7 @@ def test_team_domain_option_overrides_and_issuer_stays_the_team(server: JwksServ
     (["--to", "nope", "--cf-access-token", "x"], "no app named 'nope'"),
     (["--to", "payroll-api"], "exactly one of --cf-access-token TOKEN or --bearer TOKEN"),
     (["--to", "payroll-api", "--cf-access-token", "x", "--bearer", "y"], "exactly one of --cf-access-token"),
-    (["--cf-access-token", "x"], "Missing option '--to'"),
+    (["--cf-access-token", "x"], "APP: missing; name the app"),
     (["--to", "payroll-api", "--cf-access-token", "x", "--access-url", "ftp://mirror"], "must start with https://"),
     (["--to", "payroll-api", "--cf-access-token", "-"], "standard input is empty"),
 ])

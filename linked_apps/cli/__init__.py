@@ -1,13 +1,19 @@
 """`linked-apps`: the command line. Each command's module is imported only when that command runs, so
 `linked-apps verify` never pays for Pulumi or pulumi_cloudflare.
 
+One grammar on every command: `--format` picks the output (text first), deployed state is `--state FILE`
+(`--against` an alias), apps are named positionally (`--from`/`--to` accepted as aliases; `verify` documents
+`--to APP`), and every error is one line `linked-apps: <culprit>: <what to do>` with exit 2.
+
 Exit codes shared by every command: 0 success, 1 the answer is "no" (rule broken, token denied, trust
-changed with --exit-code), 2 the input cannot be used (usage, unreadable file, unknown app).
+changed with --exit-code, no path), 2 the input cannot be used (usage, unreadable file, unknown app).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import Any
 
 import click
 
@@ -23,8 +29,20 @@ COMMANDS: dict[str, str] = {
     "verify": "linked_apps.cli.verify:verify_command",
 }
 
+# The top-level list shows these instead of loading every command (and cutting its docstring mid-sentence).
+SUMMARIES: dict[str, str] = {
+    "plan": "Plan a stack offline: apps, links, resources, rule violations.",
+    "check": "Check the rules and trust assertions (config or deployed state).",
+    "who-calls": "Every app whose user identity can get to APP.",
+    "reach": "Every app APP's user identity can get to.",
+    "explain": "Can FROM reach TO? The path and policies, or the missing link.",
+    "diff": "Trust a stack config adds or removes against deployed state.",
+    "graph": "Draw who may call whom (Mermaid, DOT, JSON).",
+    "verify": "Would Access let this token through to APP, as whom, and why.",
+}
 
-class _LazyGroup(click.Group):
+
+class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
@@ -35,13 +53,53 @@ class _LazyGroup(click.Group):
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SUMMARIES[name]) for name in self.list_commands(ctx)])
 
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        """click's main, except that every failure is one line on stderr and exit 2 (never a usage block)."""
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Exit as done:  # --help, --version
+            sys.exit(done.exit_code)
+        except click.exceptions.Abort:
+            _one_line("interrupted", "nothing was changed")
+        except click.UsageError as exc:
+            sub = exc.ctx.command.name if exc.ctx is not None and exc.ctx.parent is not None else None
+            help_of = f"linked-apps {sub} --help" if sub else "linked-apps --help"
+            _one_line(sub or "usage", f"{exc.format_message()} (see '{help_of}')")
+        except click.ClickException as exc:
+            _one_line("error", exc.format_message())
+        except KeyboardInterrupt:
+            _one_line("interrupted", "nothing was changed")
+        except (SystemExit, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug must not read as "denied" (1) to a script
+            _one_line("internal error", f"{type(exc).__name__}: {_printable(str(exc))}; please report it")
+        sys.exit(0)
+
+
+def _printable(text: str) -> str:
+    """One line of text safe for a terminal: control characters and lone surrogates escaped."""
+    flat = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in flat)
+
+
+def _one_line(culprit: str, what: str) -> None:
+    click.echo(f"linked-apps: {_printable(culprit)}: {_printable(what)}", err=True)
+    sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="linked-apps", prog_name="linked-apps")
 def main() -> None:
     """Cloudflare Access app-to-app trust (Linked App Token policies) as code.
 
     \b
-    Exit codes: 0 ok, 1 a rule is broken / a token is denied / trust changed (with --exit-code),
-    2 the input cannot be used.
+    Grammar: --format on every command; deployed state is --state FILE; apps are named positionally
+    (--from/--to accepted as aliases).
+    Exit codes: 0 ok, 1 a rule is broken / a token is denied / trust changed (with --exit-code) /
+    no path (explain), 2 the input cannot be used.
     """

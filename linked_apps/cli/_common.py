@@ -38,7 +38,7 @@ def config_path(stack: str | None, config: Path | None, project: Path | None) ->
     from ..review.plan import stack_file
 
     if (stack is None) == (config is None):
-        fail("give exactly one of --stack NAME or --config FILE")
+        fail("--stack/--config: give exactly one of --stack NAME or --config FILE")
     return config if config is not None else stack_file(stack, project_dir(project))  # type: ignore[arg-type]
 
 
@@ -62,7 +62,7 @@ def load_desired(stack: str | None, config: Path | None, project: Path | None) -
     path = config_path(stack, config, project)
     root = project_dir(project)
     if not (root / "__main__.py").is_file():
-        fail(f"{root} has no __main__.py, so there is no Pulumi program to plan; point --project-dir at the "
+        fail(f"{root}: no __main__.py, so there is no Pulumi program to plan; point --project-dir at the "
              "project (the folder holding Pulumi.yaml and __main__.py)")
     try:
         values = read_config_file(path)
@@ -91,13 +91,55 @@ def load_state(path: Path | str) -> TrustGraph:
         fail(str(exc))
 
 
-def stack_options(fn: Any) -> Any:
+def stack_options(fn: Any = None, *, runs_program: bool = False) -> Any:
     """`--stack/--config/--project-dir`, shared by every command that reads the desired topology."""
-    fn = click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                      help="Pulumi project whose __main__.py to run (default: the current directory if it holds "
-                           "Pulumi.yaml, else this package's project).")(fn)
-    fn = click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                      help="A stack config file (Pulumi.<stack>.yaml, or a bare map of linked-apps:* keys).")(fn)
-    fn = click.option("--stack", default=None, help="Stack name: reads stacks/Pulumi.<NAME>.yaml.")(fn)
-    return fn
 
+    def add(fn: Any) -> Any:
+        project_help = ("The Pulumi project whose __main__.py plan runs" if runs_program
+                        else "The Pulumi project whose stacks/ --stack reads")
+        fn = click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                          help=f"{project_help} (default: the nearest folder from here up holding Pulumi.yaml).")(fn)
+        fn = click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                          help="A stack config file (Pulumi.<stack>.yaml, or a bare map of linked-apps:* keys).")(fn)
+        fn = click.option("--stack", default=None, metavar="NAME",
+                          help="Stack name: reads stacks/Pulumi.<NAME>.yaml of the project.")(fn)
+        return fn
+
+    return add(fn) if fn is not None else add
+
+
+STATE_FILES = "a `pulumi stack export` or `pulumi stack output --json` file ('-' reads standard input)"
+
+
+def state_option(help: str, *, required: bool = False) -> Any:
+    """`--state FILE` (alias `--against`): deployed state, spelled the same on every command."""
+    # No explicit default: click 8.3+ counts `default=None` as a value, and `required` would never fire.
+    return click.option("--state", "--against", "state", metavar="FILE", required=required,
+                        help=f"{help}: {STATE_FILES}. --against is an alias.")
+
+
+def format_option(choices: list[str], help: str, default: str | None = None) -> Any:
+    """`--format`, on every command; the first choice is the default."""
+    return click.option("--format", "fmt", type=click.Choice(choices), default=default or choices[0],
+                        show_default=True, help=help)
+
+
+def app_operand(param: str, flag: str, metavar: str) -> Any:
+    """An app named positionally, with the option of its role (`--from`/`--to`) accepted as an alias."""
+
+    def add(fn: Any) -> Any:
+        fn = click.option(flag, f"{param}_option", metavar="APP", default=None,
+                          help=f"The same as the {metavar} argument.")(fn)
+        return click.argument(param, metavar=f"[{metavar}]", required=False)(fn)
+
+    return add
+
+
+def one_app(positional: str | None, option: str | None, metavar: str, flag: str) -> str:
+    """The app of an operand given positionally or by its option; both (differing) or neither exits 2."""
+    if positional is not None and option is not None and positional != option:
+        fail(f"{metavar}: given as {positional!r} and as {flag} {option!r}; name the app once")
+    app = positional if positional is not None else option
+    if app is None:
+        fail(f"{metavar}: missing; name the app (a Cloudflare name, uid or domain) as {metavar} or {flag} APP")
+    return app

@@ -8,24 +8,25 @@ from pathlib import Path
 import click
 
 from ..errors import UnknownAppError
-from ._common import fail, load_state, load_topology, stack_options
+from ._common import fail, format_option, load_state, load_topology, stack_options, state_option
 
 
 @click.command("check")
 @stack_options
-@click.option("--state", "--against", "state", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-              default=None, help="Check the assertions against deployed trust: a `pulumi stack export` or "
-                                 "`pulumi stack output --json` file ('-' reads standard input).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text for people, json for scripts ({against, state, assertions, not_deployed, violations}).")
-def check_command(stack: str | None, config: Path | None, project_dir: Path | None, state: Path | None,
+@state_option("Check the assertions against deployed trust instead")
+@format_option(["text", "json"], "text for people, json for scripts ({against, state, assertions, not_deployed, "
+                                 "violations}).")
+def check_command(stack: str | None, config: Path | None, project_dir: Path | None, state: str | None,
                   fmt: str) -> None:
-    """Check the stack's trust assertions (linked-apps:assertions).
+    """Check the stack's rules and trust assertions (linked-apps:assertions).
 
     Without --state: the rules and the assertions on the desired topology, from the config alone (quick; `plan`
     reports the same violations after running the program). With --state FILE: the assertions on the trust
-    that is deployed, e.g. to catch a link someone added by hand. Exit 0 when everything holds, 1 when a rule or
-    an assertion fails, 2 when the input cannot be used (including an assertion naming an app the state lacks).
+    that is deployed, e.g. to catch a link someone added by hand. Apps an assertion names that the state lacks
+    are listed as not deployed (JSON `not_deployed`) and judged as apps with no links.
+
+    \b
+    Exit codes: 0 everything holds, 1 a rule or an assertion fails, 2 the input cannot be used.
     """
     topology, where = load_topology(stack, config, project_dir)
     absent: list[str] = []

@@ -10,27 +10,27 @@ import click
 from ..errors import LinkedAppsError
 from ..review.diff import diff_trust
 from ..review.render import Drawing, diff_markdown, diff_text, dot, mermaid
-from ._common import fail, load_state, load_topology, stack_options
+from ._common import fail, format_option, load_state, load_topology, stack_options, state_option
 
 
 @click.command("diff")
 @stack_options
-@click.option("--against", "against", required=True, metavar="STATE",
-              help="Deployed state: a `pulumi stack export` or `pulumi stack output --json` file ('-' reads stdin).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "mermaid", "dot"]), default="text",
-              show_default=True,
-              help="text for people; json for scripts (added, removed, unchanged, apps_added, apps_removed, "
-                   "violations); markdown for a PR comment; mermaid or dot for the picture alone.")
+@state_option("The deployed side", required=True)
+@format_option(["text", "json", "markdown", "mermaid", "dot"],
+               "text for people; json for scripts (added, removed, unchanged, apps_added, apps_removed, "
+               "violations); markdown for a PR comment; mermaid or dot for the picture alone.")
 @click.option("--exit-code", is_flag=True,
               help="Exit 1 when trust changes (a link or an app is added or removed), like `git diff --exit-code`.")
-def diff_command(stack: str | None, config: Path | None, project_dir: Path | None, against: str, fmt: str,
+def diff_command(stack: str | None, config: Path | None, project_dir: Path | None, state: str, fmt: str,
                  exit_code: bool) -> None:
-    """Show which app gains or loses the right to call which: the plan of a stack against deployed state.
+    """Show which app gains or loses the right to call which: a stack config against deployed state.
 
-    Apps are matched by their Cloudflare name. The plan's rule violations are reported, not fatal.
-    Exit 0; with --exit-code 1 when trust changes; 2 when an input cannot be read.
+    Apps are matched by their Cloudflare name. The config's rule violations are reported, not fatal.
+
+    \b
+    Exit codes: 0 shown, 1 trust changed (only with --exit-code), 2 an input cannot be used.
     """
-    deployed = load_state(against)
+    deployed = load_state(state)
     # The desired trust and its violations come from the topology, exactly as the program's own check computes
     # them; running the program under mocks (and importing pulumi_cloudflare) would add 1.5 s and nothing else.
     topology, _ = load_topology(stack, config, project_dir)
@@ -43,11 +43,11 @@ def diff_command(stack: str | None, config: Path | None, project_dir: Path | Non
     if fmt == "json":
         click.echo(json.dumps(result.as_dict(), indent=2))
     elif fmt == "markdown":
-        click.echo(diff_markdown(result, desired_label, against))
+        click.echo(diff_markdown(result, desired_label, state))
     elif fmt == "mermaid":
         click.echo(mermaid(Drawing.of_diff(result)))
     elif fmt == "dot":
         click.echo(dot(Drawing.of_diff(result)))
     else:
-        click.echo(diff_text(result, desired_label, against))
+        click.echo(diff_text(result, desired_label, state))
     raise SystemExit(1 if exit_code and result.changed else 0)

@@ -10,7 +10,7 @@ import click
 
 from ..model.rules import token_header
 from ..review.render import markdown_cell, markdown_code
-from ._common import load_desired, stack_options
+from ._common import format_option, load_desired, stack_options
 
 if TYPE_CHECKING:
     from ..review.plan import Plan
@@ -62,14 +62,17 @@ def render_markdown(p: Plan) -> str:
 
 
 @click.command("plan")
-@stack_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
-              help="text for people, json for scripts (apps, links, violations, resources), markdown for PRs.")
+@stack_options(runs_program=True)
+@format_option(["text", "json", "markdown"],
+               "text for people, json for scripts (apps, links, violations, resources), markdown for PRs.")
 def plan_command(stack: str | None, config: Path | None, project_dir: Path | None, fmt: str) -> None:
     """Plan a stack offline: run the program under Pulumi's mock runtime and show what it would create.
 
     No Pulumi CLI and no Cloudflare credentials are needed; secure config values become placeholders.
-    Exit 0 when every rule holds, 1 when a rule is broken, 2 when the input cannot be read.
+    Needs the Pulumi SDK: pip install 'linked-apps[pulumi]'.
+
+    \b
+    Exit codes: 0 every rule holds, 1 a rule is broken, 2 the input cannot be used.
     """
     result = load_desired(stack, config, project_dir)
     if fmt == "json":

@@ -15,15 +15,16 @@ import click
 from ..errors import LinkedAppsError
 from ..model.graph import Link, TrustGraph
 from ..model.paths import Explanation, Reach, callers, explain, reach, render_path
-from ._common import fail, load_state, load_topology, stack_options
+from ._common import app_operand, fail, format_option, load_state, load_topology, one_app, stack_options, state_option
 
 
 def load_graph(
-    stack: str | None, config: Path | None, project: Path | None, state: Path | None
+    stack: str | None, config: Path | None, project: Path | None, state: str | None
 ) -> tuple[TrustGraph, str]:
     """The trust graph to question, and a label for it: desired (`--stack`/`--config`) or deployed (`--state`)."""
     if sum(x is not None for x in (stack, config, state)) != 1:
-        fail("give exactly one of --stack NAME, --config FILE (desired trust) or --state FILE (deployed trust)")
+        fail("--stack/--config/--state: give exactly one of --stack NAME, --config FILE (desired trust) or "
+             "--state FILE (deployed trust)")
     if state is not None:
         return load_state(state), f"deployed trust in {state}"
     topology, where = load_topology(stack, config, project)
@@ -31,11 +32,8 @@ def load_graph(
 
 
 def question_options(fn: Any) -> Any:
-    fn = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-                      help="text for people, json for scripts.")(fn)
-    fn = click.option("--state", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
-                      help="Ask deployed trust instead: a `pulumi stack export` or `pulumi stack output --json` "
-                           "file ('-' reads standard input).")(fn)
+    fn = format_option(["text", "json"], "text for people, json for scripts.")(fn)
+    fn = state_option("Ask deployed trust instead")(fn)
     return stack_options(fn)
 
 
@@ -74,17 +72,20 @@ def _table(found: Reach, *, policy_into_origin: bool = False) -> list[str]:
 
 
 @click.command("reach")
-@click.argument("app")
+@app_operand("app", "--from", "APP")
 @question_options
-def reach_command(app: str, stack: str | None, config: Path | None, project_dir: Path | None,
-                  state: Path | None, fmt: str) -> None:
+def reach_command(app: str | None, app_option: str | None, stack: str | None, config: Path | None,
+                  project_dir: Path | None, state: str | None, fmt: str) -> None:
     """Every app APP's user identity can get to along links, with the shortest path to each.
 
     Identities flow along chains: B receives its own Access JWT for the user and can forward it to C if C
     trusts B. This is the blast radius if APP were compromised. APP is a Cloudflare name, uid or domain.
     JSON: {"app", "reaches": [{"app", "hops", "path", "links": [{"from", "to", "policy_id", "policy_name"}]}]}.
-    Exit 0 with the answer, 2 when the input cannot be used (e.g. an unknown app).
+
+    \b
+    Exit codes: 0 answered, 2 the input cannot be used (e.g. an unknown app).
     """
+    app = one_app(app, app_option, "APP", "--from")
     graph, label = load_graph(stack, config, project_dir, state)
     found: Reach = _ask(reach, graph, app)
     if fmt == "json":
@@ -98,15 +99,18 @@ def reach_command(app: str, stack: str | None, config: Path | None, project_dir:
 
 
 @click.command("who-calls")
-@click.argument("app")
+@app_operand("app", "--to", "APP")
 @question_options
-def who_calls_command(app: str, stack: str | None, config: Path | None, project_dir: Path | None,
-                      state: Path | None, fmt: str) -> None:
+def who_calls_command(app: str | None, app_option: str | None, stack: str | None, config: Path | None,
+                      project_dir: Path | None, state: str | None, fmt: str) -> None:
     """Every app whose user identity can get to APP: direct callers (1 hop) and chains, shortest path each.
 
     APP is a Cloudflare name, uid or domain. JSON: {"app", "callers": [...]}, entries as in `reach`.
-    Exit 0 with the answer, 2 when the input cannot be used.
+
+    \b
+    Exit codes: 0 answered, 2 the input cannot be used (e.g. an unknown app).
     """
+    app = one_app(app, app_option, "APP", "--to")
     graph, label = load_graph(stack, config, project_dir, state)
     found: Reach = _ask(callers, graph, app)
     if fmt == "json":
@@ -147,18 +151,23 @@ def render_explanation(ex: Explanation, label: str) -> str:
 
 
 @click.command("explain")
-@click.argument("source", metavar="FROM")
-@click.argument("target", metavar="TO")
+@app_operand("source", "--from", "FROM")
+@app_operand("target", "--to", "TO")
 @question_options
-def explain_command(source: str, target: str, stack: str | None, config: Path | None, project_dir: Path | None,
-                    state: Path | None, fmt: str) -> None:
+def explain_command(source: str | None, source_option: str | None, target: str | None, target_option: str | None,
+                    stack: str | None, config: Path | None, project_dir: Path | None, state: str | None,
+                    fmt: str) -> None:
     """Can FROM's user identity reach TO? The shortest path and the policy that grants each hop, or the missing link.
 
     FROM and TO are Cloudflare names, uids or domains. JSON: {"from", "to", "reachable", "path", "hops",
     "missing"}; each hop names its policy (id, name, precedence on deployed state); `missing` (when there is
     no path) holds the link to add, what each side reaches, and the rules such a link would break.
-    Exit 0 when a path exists, 1 when none does, 2 when the input cannot be used.
+
+    \b
+    Exit codes: 0 a path exists, 1 none does, 2 the input cannot be used.
     """
+    source = one_app(source, source_option, "FROM", "--from")
+    target = one_app(target, target_option, "TO", "--to")
     graph, label = load_graph(stack, config, project_dir, state)
     ex: Explanation = _ask(explain, graph, source, target)
     click.echo(json.dumps(ex.as_dict(), indent=2) if fmt == "json" else render_explanation(ex, label))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ._common import fail
+from ._common import STATE_FILES, fail, format_option, one_app
 
 
 def _token(value: str | None, what: str) -> str | None:
@@ -25,13 +25,15 @@ def _token(value: str | None, what: str) -> str | None:
 
 
 @click.command("verify")
-@click.option("--state", "state_file", metavar="FILE", default=None,
-              help="`pulumi stack export` or `pulumi stack output --json` file of the deployed stack.")
+@click.argument("app", metavar="[APP]", required=False)
+@click.option("--state", "--against", "state_file", metavar="FILE", default=None,
+              help=f"The deployed stack: {STATE_FILES}. --against is an alias.")
 @click.option("--stack", default=None, metavar="NAME",
               help="Read the live state of this stack instead (needs the Pulumi CLI on PATH).")
 @click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Pulumi project of --stack (default: the current directory if it holds Pulumi.yaml).")
-@click.option("--to", "to", required=True, metavar="APP", help="The receiving app: Cloudflare name, uid or domain.")
+@click.option("--to", "to", metavar="APP", default=None,
+              help="The receiving app: Cloudflare name, uid or domain (or give it as the APP argument).")
 @click.option("--cf-access-token", metavar="TOKEN", default=None,
               help="Token forwarded by a self-hosted app (`-` reads standard input).")
 @click.option("--bearer", metavar="TOKEN", default=None,
@@ -44,25 +46,27 @@ def _token(value: str | None, what: str) -> str | None:
 @click.option("--online-userinfo", is_flag=True,
               help="An opaque --bearer token: ask the userinfo endpoint of the SaaS apps APP trusts (online; "
                    "Cloudflare does not document SaaS access tokens, and the verdict says so).")
-@click.option("--json", "as_json", is_flag=True, help="Print {allowed, from, to, reason, identity} as JSON.")
-def verify_command(state_file: str | None, stack: str | None, project_dir: Path | None, to: str,
-                   cf_access_token: str | None, bearer: str | None, team_domain: str | None,
-                   access_url: str | None, online_userinfo: bool, as_json: bool) -> None:
-    """Decide whether a linked-app token reaches APP, from deployed state, the way Access would.
+@format_option(["text", "json"], "text for people; json prints {allowed, from, to, reason, identity, policy}.")
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+def verify_command(app: str | None, state_file: str | None, stack: str | None, project_dir: Path | None,
+                   to: str | None, cf_access_token: str | None, bearer: str | None, team_domain: str | None,
+                   access_url: str | None, online_userinfo: bool, fmt: str, as_json: bool) -> None:
+    """Decide whether a linked-app token reaches APP (--to), from deployed state, the way Access would.
 
     \b
-    Exit codes: 0 allowed, 1 denied (malformed tokens included), 2 usage or config error
-    (unknown app, unreadable state).
+    Exit codes: 0 allowed, 1 denied (malformed tokens included), 2 the input cannot be used
+    (unknown app, unreadable state, usage).
     """
+    to = one_app(app, to, "APP", "--to")
     from ..errors import LinkedAppsError
     from ..state import read_state
 
     if (state_file is None) == (stack is None):
-        fail("give exactly one of --state FILE or --stack NAME")
+        fail("--state/--stack: give exactly one of --state FILE or --stack NAME")
     if (cf_access_token is None) == (bearer is None):
-        fail("give exactly one of --cf-access-token TOKEN or --bearer TOKEN")
+        fail("--cf-access-token/--bearer: give exactly one of --cf-access-token TOKEN or --bearer TOKEN")
     if state_file == "-" and "-" in (cf_access_token, bearer):
-        fail("standard input can carry the state or the token, not both")
+        fail("-: standard input can carry the state or the token, not both; put one in a file")
     try:
         if stack is not None:
             from ..state import read_stack
@@ -80,7 +84,7 @@ def verify_command(state_file: str | None, stack: str | None, project_dir: Path 
     token_cf = _token(cf_access_token, "--cf-access-token")
     token_bearer = _token(bearer, "--bearer")
     verdict = verifier.decide(to, cf_access_token=token_cf, bearer=token_bearer)
-    if as_json:
+    if as_json or fmt == "json":
         click.echo(json.dumps(verdict.as_dict()))
     elif verdict.allowed:
         who = ", ".join(f"{k}={v}" for k, v in verdict.identity.items()) or "no identity claims"
