@@ -38,6 +38,8 @@ class SelfHostedAppArgs(TypedDict):
     """LinkedAppTrust policy ids, one per app whose user tokens this app accepts; attached after the app's own."""
     session_duration: NotRequired[str]
     """How long an Access session to this app lasts, e.g. `24h`."""
+    import_id: NotRequired[str]
+    """The uid of an existing Access application to adopt (Pulumi's `import` option) instead of creating one."""
 
 
 class SaasAppArgs(TypedDict):
@@ -57,10 +59,18 @@ class SaasAppArgs(TypedDict):
     """Existing reusable policies to attach first, in this order; the app's own policies are never displaced."""
     session_duration: NotRequired[str]
     """How long an Access session to this app lasts, e.g. `24h`."""
+    import_id: NotRequired[str]
+    """The uid of an existing Access application to adopt (Pulumi's `import` option) instead of creating one."""
 
 
 def _fail(component: str, name: str, problem: str) -> None:
     raise pulumi.RunError(f"{component} {name!r}: {problem}")
+
+
+def _adopting(opts: pulumi.ResourceOptions, args: Union[SelfHostedAppArgs, SaasAppArgs]) -> pulumi.ResourceOptions:
+    """The application's options: with `import_id`, Pulumi adopts that existing app instead of creating one."""
+    import_id = args.get("import_id")
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(import_=import_id)) if import_id else opts
 
 
 def _own_policies(
@@ -114,7 +124,7 @@ class SelfHostedApp(pulumi.ComponentResource):
             session_duration=args.get("session_duration"),
             # Ids go in as they are (strings or Outputs): no apply per app keeps large stacks near the SDK's floor.
             policies=policy_attachments(own, linked) if own or linked else None,
-            opts=child,
+            opts=_adopting(child, args),
         )
         self.uid = app.id
         self.aud = app.aud
@@ -158,7 +168,7 @@ class SaasApp(pulumi.ComponentResource):
                 "access_token_lifetime": args.get("access_token_lifetime"),
             },
             policies=policy_attachments(own, []) if own else None,
-            opts=child,
+            opts=_adopting(child, args),
         )
         self.uid = app.id
         self.aud = app.aud

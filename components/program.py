@@ -100,6 +100,8 @@ def _common(spec: SelfHostedAppSpec | SaasAppSpec) -> dict[str, Any]:
         out["policy_ids"] = spec.policy_ids
     if spec.session_duration:
         out["session_duration"] = spec.session_duration
+    if spec.import_id:
+        out["import_id"] = spec.import_id
     return out
 
 

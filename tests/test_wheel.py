@@ -1,5 +1,5 @@
 """The wheel as a user gets it: one top-level package, and the plain install (no extras) verifies tokens and
-serves the middleware with no Pulumi anywhere in the environment.
+serves the middleware with no Pulumi (and no Cloudflare SDK) anywhere in the environment.
 
 Builds and installs into a fresh virtualenv from the package registry (dependencies only; the wheel is ours),
 so it takes a while; it is one test, run once per suite.
@@ -51,7 +51,7 @@ def test_the_plain_install_verifies_a_token_without_pulumi(wheel: Path, tmp_path
     assert installed.returncode == 0, installed.stderr
 
     probe = ("import importlib.util as u, linked_apps.verifier as v\n"
-             "print(v.AccessMiddleware.__name__, [m for m in ('pulumi', 'pulumi_cloudflare', 'grpc') if u.find_spec(m)])")
+             "print(v.AccessMiddleware.__name__, [m for m in ('pulumi', 'pulumi_cloudflare', 'grpc', 'cloudflare') if u.find_spec(m)])")
     imported = _run(python, "-c", probe, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.split() == ["AccessMiddleware", "[]"]

@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "diff": "linked_apps.cli.diff:diff_command",
     "graph": "linked_apps.cli.graph:graph_command",
     "verify": "linked_apps.cli.verify:verify_command",
+    "drift": "linked_apps.cli.drift:drift_command",
+    "import": "linked_apps.cli.adopt:import_command",
 }
 
 # The top-level list shows these instead of loading every command (and cutting its docstring mid-sentence).
@@ -39,6 +41,8 @@ SUMMARIES: dict[str, str] = {
     "diff": "Trust a stack config adds or removes against deployed state.",
     "graph": "Draw who may call whom (Mermaid, DOT, JSON).",
     "verify": "Would Access let this token through to APP, as whom, and why.",
+    "drift": "Trust the account enforces against what the stack recorded.",
+    "import": "Write a stack config that adopts an account's apps and links.",
 }
 
 

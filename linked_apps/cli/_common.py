@@ -81,12 +81,12 @@ def _require_pulumi() -> None:
         fail(f"plan: needs {' and '.join(missing)}; install them with: pip install 'linked-apps[pulumi]'")
 
 
-def load_state(path: Path | str) -> TrustGraph:
-    """Deployed trust from a `pulumi stack export` or `pulumi stack output --json` file ('-': stdin); errors exit 2."""
-    from ..state import read_state
+def load_state(source: Path | str, api_url: str | None = None) -> TrustGraph:
+    """Deployed trust from a state file ('-': stdin) or `cloudflare:ACCOUNT_ID`; errors exit 2."""
+    from ..state import read_deployed
 
     try:
-        return read_state(path)
+        return read_deployed(source, api_url=api_url)
     except LinkedAppsError as exc:
         fail(str(exc))
 
@@ -108,14 +108,22 @@ def stack_options(fn: Any = None, *, runs_program: bool = False) -> Any:
     return add(fn) if fn is not None else add
 
 
-STATE_FILES = "a `pulumi stack export` or `pulumi stack output --json` file ('-' reads standard input)"
+STATE_FILES = ("a `pulumi stack export` or `pulumi stack output --json` file ('-' reads standard input), or "
+               "cloudflare:ACCOUNT_ID for the live account (token in CLOUDFLARE_API_TOKEN)")
+API_URL_HELP = ("With --state cloudflare:ACCOUNT_ID: the API's base URL (default the SDK's, "
+                "https://api.cloudflare.com/client/v4); https, or plain http only to this machine.")
 
 
 def state_option(help: str, *, required: bool = False) -> Any:
-    """`--state FILE` (alias `--against`): deployed state, spelled the same on every command."""
-    # No explicit default: click 8.3+ counts `default=None` as a value, and `required` would never fire.
-    return click.option("--state", "--against", "state", metavar="FILE", required=required,
-                        help=f"{help}: {STATE_FILES}. --against is an alias.")
+    """`--state FILE` (alias `--against`) and `--api-url`: deployed state, spelled the same on every command."""
+
+    def add(fn: Any) -> Any:
+        fn = click.option("--api-url", metavar="URL", default=None, help=API_URL_HELP)(fn)
+        # No explicit default: click 8.3+ counts `default=None` as a value, and `required` would never fire.
+        return click.option("--state", "--against", "state", metavar="FILE", required=required,
+                            help=f"{help}: {STATE_FILES}. --against is an alias.")(fn)
+
+    return add
 
 
 def format_option(choices: list[str], help: str, default: str | None = None) -> Any:

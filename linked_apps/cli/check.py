@@ -17,7 +17,7 @@ from ._common import fail, format_option, load_state, load_topology, stack_optio
 @format_option(["text", "json"], "text for people, json for scripts ({against, state, assertions, not_deployed, "
                                  "violations}).")
 def check_command(stack: str | None, config: Path | None, project_dir: Path | None, state: str | None,
-                  fmt: str) -> None:
+                  api_url: str | None, fmt: str) -> None:
     """Check the stack's rules and trust assertions (linked-apps:assertions).
 
     Without --state: the rules and the assertions on the desired topology, from the config alone (quick; `plan`
@@ -33,7 +33,7 @@ def check_command(stack: str | None, config: Path | None, project_dir: Path | No
     if state is None:
         against, violations = f"desired trust, {where}", topology.violations()
     else:
-        graph = load_state(state)
+        graph = load_state(state, api_url)
         named = (name for assertion in topology.assertions for _, name in assertion.app_refs())
         absent = sorted({name for name in named if name not in graph.apps})
         try:

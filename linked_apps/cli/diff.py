@@ -21,8 +21,8 @@ from ._common import fail, format_option, load_state, load_topology, stack_optio
                "violations); markdown for a PR comment; mermaid or dot for the picture alone.")
 @click.option("--exit-code", is_flag=True,
               help="Exit 1 when trust changes (a link or an app is added or removed), like `git diff --exit-code`.")
-def diff_command(stack: str | None, config: Path | None, project_dir: Path | None, state: str, fmt: str,
-                 exit_code: bool) -> None:
+def diff_command(stack: str | None, config: Path | None, project_dir: Path | None, state: str,
+                 api_url: str | None, fmt: str, exit_code: bool) -> None:
     """Show which app gains or loses the right to call which: a stack config against deployed state.
 
     Apps are matched by their Cloudflare name. The config's rule violations are reported, not fatal.
@@ -30,7 +30,7 @@ def diff_command(stack: str | None, config: Path | None, project_dir: Path | Non
     \b
     Exit codes: 0 shown, 1 trust changed (only with --exit-code), 2 an input cannot be used.
     """
-    deployed = load_state(state)
+    deployed = load_state(state, api_url)
     # The desired trust and its violations come from the topology, exactly as the program's own check computes
     # them; running the program under mocks (and importing pulumi_cloudflare) would add 1.5 s and nothing else.
     topology, _ = load_topology(stack, config, project_dir)

@@ -21,7 +21,7 @@ from ._common import fail, format_option, load_state, load_topology, stack_optio
                "mermaid (GitHub renders it in Markdown), dot (Graphviz: `| dot -Tsvg > trust.svg`), or json for "
                "scripts ({team_domain, apps, links}).")
 def graph_command(stack: str | None, config: Path | None, project_dir: Path | None, state: str | None,
-                  fmt: str) -> None:
+                  api_url: str | None, fmt: str) -> None:
     """Draw who may call whom: one arrow per link, from the app that sends the token to the app that accepts it.
 
     Give exactly one of --stack, --config (desired trust) or --state (deployed trust).
@@ -31,7 +31,7 @@ def graph_command(stack: str | None, config: Path | None, project_dir: Path | No
     """
     if sum(x is not None for x in (stack, config, state)) != 1:
         fail("--stack/--config/--state: give exactly one of --stack NAME, --config FILE or --state FILE")
-    graph = load_state(state) if state is not None else load_topology(stack, config, project_dir)[0].trust_graph()
+    graph = load_state(state, api_url) if state is not None else load_topology(stack, config, project_dir)[0].trust_graph()
     if fmt == "json":
         click.echo(json.dumps(graph.as_dict(), indent=2))
         return

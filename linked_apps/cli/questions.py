@@ -19,14 +19,14 @@ from ._common import app_operand, fail, format_option, load_state, load_topology
 
 
 def load_graph(
-    stack: str | None, config: Path | None, project: Path | None, state: str | None
+    stack: str | None, config: Path | None, project: Path | None, state: str | None, api_url: str | None = None
 ) -> tuple[TrustGraph, str]:
     """The trust graph to question, and a label for it: desired (`--stack`/`--config`) or deployed (`--state`)."""
     if sum(x is not None for x in (stack, config, state)) != 1:
         fail("--stack/--config/--state: give exactly one of --stack NAME, --config FILE (desired trust) or "
              "--state FILE (deployed trust)")
     if state is not None:
-        return load_state(state), f"deployed trust in {state}"
+        return load_state(state, api_url), f"deployed trust in {state}"
     topology, where = load_topology(stack, config, project)
     return topology.trust_graph(), f"desired trust, {where}"
 
@@ -75,7 +75,7 @@ def _table(found: Reach, *, policy_into_origin: bool = False) -> list[str]:
 @app_operand("app", "--from", "APP")
 @question_options
 def reach_command(app: str | None, app_option: str | None, stack: str | None, config: Path | None,
-                  project_dir: Path | None, state: str | None, fmt: str) -> None:
+                  project_dir: Path | None, state: str | None, api_url: str | None, fmt: str) -> None:
     """Every app APP's user identity can get to along links, with the shortest path to each.
 
     Identities flow along chains: B receives its own Access JWT for the user and can forward it to C if C
@@ -86,7 +86,7 @@ def reach_command(app: str | None, app_option: str | None, stack: str | None, co
     Exit codes: 0 answered, 2 the input cannot be used (e.g. an unknown app).
     """
     app = one_app(app, app_option, "APP", "--from")
-    graph, label = load_graph(stack, config, project_dir, state)
+    graph, label = load_graph(stack, config, project_dir, state, api_url)
     found: Reach = _ask(reach, graph, app)
     if fmt == "json":
         click.echo(json.dumps({"app": found.origin, "reaches": _entries(found)}, indent=2))
@@ -102,7 +102,7 @@ def reach_command(app: str | None, app_option: str | None, stack: str | None, co
 @app_operand("app", "--to", "APP")
 @question_options
 def who_calls_command(app: str | None, app_option: str | None, stack: str | None, config: Path | None,
-                      project_dir: Path | None, state: str | None, fmt: str) -> None:
+                      project_dir: Path | None, state: str | None, api_url: str | None, fmt: str) -> None:
     """Every app whose user identity can get to APP: direct callers (1 hop) and chains, shortest path each.
 
     APP is a Cloudflare name, uid or domain. JSON: {"app", "callers": [...]}, entries as in `reach`.
@@ -111,7 +111,7 @@ def who_calls_command(app: str | None, app_option: str | None, stack: str | None
     Exit codes: 0 answered, 2 the input cannot be used (e.g. an unknown app).
     """
     app = one_app(app, app_option, "APP", "--to")
-    graph, label = load_graph(stack, config, project_dir, state)
+    graph, label = load_graph(stack, config, project_dir, state, api_url)
     found: Reach = _ask(callers, graph, app)
     if fmt == "json":
         click.echo(json.dumps({"app": found.origin, "callers": _entries(found)}, indent=2))
@@ -156,7 +156,7 @@ def render_explanation(ex: Explanation, label: str) -> str:
 @question_options
 def explain_command(source: str | None, source_option: str | None, target: str | None, target_option: str | None,
                     stack: str | None, config: Path | None, project_dir: Path | None, state: str | None,
-                    fmt: str) -> None:
+                    api_url: str | None, fmt: str) -> None:
     """Can FROM's user identity reach TO? The shortest path and the policy that grants each hop, or the missing link.
 
     FROM and TO are Cloudflare names, uids or domains. JSON: {"from", "to", "reachable", "path", "hops",
@@ -168,7 +168,7 @@ def explain_command(source: str | None, source_option: str | None, target: str |
     """
     source = one_app(source, source_option, "FROM", "--from")
     target = one_app(target, target_option, "TO", "--to")
-    graph, label = load_graph(stack, config, project_dir, state)
+    graph, label = load_graph(stack, config, project_dir, state, api_url)
     ex: Explanation = _ask(explain, graph, source, target)
     click.echo(json.dumps(ex.as_dict(), indent=2) if fmt == "json" else render_explanation(ex, label))
     raise SystemExit(0 if ex.reachable else 1)

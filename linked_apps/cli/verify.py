@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ._common import STATE_FILES, fail, format_option, one_app
+from ._common import API_URL_HELP, STATE_FILES, fail, format_option, one_app
 
 
 def _token(value: str | None, what: str) -> str | None:
@@ -28,6 +28,7 @@ def _token(value: str | None, what: str) -> str | None:
 @click.argument("app", metavar="[APP]", required=False)
 @click.option("--state", "--against", "state_file", metavar="FILE", default=None,
               help=f"The deployed stack: {STATE_FILES}. --against is an alias.")
+@click.option("--api-url", metavar="URL", default=None, help=API_URL_HELP)
 @click.option("--stack", default=None, metavar="NAME",
               help="Read the live state of this stack instead (needs the Pulumi CLI on PATH).")
 @click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -48,7 +49,8 @@ def _token(value: str | None, what: str) -> str | None:
                    "Cloudflare does not document SaaS access tokens, and the verdict says so).")
 @format_option(["text", "json"], "text for people; json prints {allowed, from, to, reason, identity, policy}.")
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
-def verify_command(app: str | None, state_file: str | None, stack: str | None, project_dir: Path | None,
+def verify_command(app: str | None, state_file: str | None, api_url: str | None, stack: str | None,
+                   project_dir: Path | None,
                    to: str | None, cf_access_token: str | None, bearer: str | None, team_domain: str | None,
                    access_url: str | None, online_userinfo: bool, fmt: str, as_json: bool) -> None:
     """Decide whether a linked-app token reaches APP (--to), from deployed state, the way Access would.
@@ -59,7 +61,7 @@ def verify_command(app: str | None, state_file: str | None, stack: str | None, p
     """
     to = one_app(app, to, "APP", "--to")
     from ..errors import LinkedAppsError
-    from ..state import read_state
+    from ..state import read_deployed
 
     if (state_file is None) == (stack is None):
         fail("--state/--stack: give exactly one of --state FILE or --stack NAME")
@@ -74,7 +76,7 @@ def verify_command(app: str | None, state_file: str | None, stack: str | None, p
 
             graph = read_stack(stack, default_project_dir(project_dir))
         else:
-            graph = read_state(state_file)  # type: ignore[arg-type]
+            graph = read_deployed(state_file, api_url=api_url)  # type: ignore[arg-type]
         from ..verifier import Verifier
 
         verifier = Verifier(graph, team_domain=team_domain, access_url=access_url, online_userinfo=online_userinfo)

@@ -82,12 +82,16 @@ class TrustGraph:
         attachments: Mapping[str, tuple[tuple[str, int], ...]] | None = None,
         team_domain: str | None = None,
         unknown_uids: Iterable[tuple[str, str]] = (),
+        attachments_recorded: bool = True,
     ) -> None:
         self.apps: dict[str, App] = {a.name: a for a in apps}
         self.links: tuple[Link, ...] = tuple(links)
         self.policies: dict[str, Policy] = dict(policies or {})
         self.attachments: dict[str, tuple[tuple[str, int], ...]] = dict(attachments or {})
         """App name -> its attached `(policy id, precedence)`, in precedence order."""
+        self.attachments_recorded = attachments_recorded
+        """False when the source holds only the linked-app policies (stack outputs): precedences are then
+        positions among those, not what Access evaluates."""
         self.team_domain = team_domain
         self.unknown_uids: tuple[tuple[str, str], ...] = tuple(unknown_uids)
         """`(target app, uid)` for linked_app_token rules naming no app in the graph."""

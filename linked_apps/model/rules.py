@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import difflib
 import heapq
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import Violation
 
@@ -79,6 +81,18 @@ def redirect_uri_problem(uris: Sequence[str], field: str = "redirectUris") -> st
         if not isinstance(uri, str) or not uri.startswith(("https://", "http://localhost", "http://127.0.0.1")):
             return f"{uri!r} is not an absolute https:// redirect URI"
     return None
+
+
+def is_loopback_http(url: str) -> bool:
+    """`http://` to this machine itself (a local mirror, tests): nothing on the network can answer it, so it is
+    the one place plain http may fetch keys or account data."""
+    if not url.startswith("http://"):
+        return False
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def linked_policy_name(source: str) -> str:

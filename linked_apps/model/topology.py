@@ -56,8 +56,16 @@ class _ManagedApp(_Spec):
     policy_ids: list[str] = Field(default_factory=list, alias="policyIds")
     """Existing reusable policies to attach first, in this order (precedence 1, 2, ...)."""
     session_duration: str | None = Field(default=None, alias="sessionDuration")
+    import_id: str | None = Field(default=None, alias="importId")
+    """The uid of an existing application this entry adopts on the next `pulumi up` (Pulumi's `import`
+    resource option) instead of creating a new one; `linked-apps import` writes it."""
 
     managed: Literal[True] = Field(default=True, exclude=True)
+
+    @field_validator("import_id")
+    @classmethod
+    def _import_uid(cls, value: str | None) -> str | None:
+        return None if value is None else check_app_uid(value)
 
     @field_validator("policy_ids")
     @classmethod

@@ -54,7 +54,9 @@ class Plan:
             "apps": [{"name": n, "type": s.type, "managed": s.managed} for n, s in self.topology.apps.items()],
             "links": [{"from": l.source, "to": l.target} for l in self.topology.links],
             "violations": [v.as_dict() for v in self.violations],
-            "resources": [{"type": r["type"], "name": r["name"]} for r in self.resources],
+            "resources": [{"type": r["type"], "name": r["name"], **({"import_id": r["import_id"]}
+                                                                  if r.get("import_id") else {})}
+                          for r in self.resources],
         }
 
 
@@ -123,8 +125,10 @@ class _PlanMocks:
             return args.name, {"outputs": self._stack_outputs(inputs.get("name", ""))}
         if not args.custom:
             return None, {}
-        rid = fake_uid(args.typ, args.name)
-        self.registered.append({"type": args.typ, "name": args.name, "id": rid, "inputs": dict(args.inputs)})
+        # Adopted (Pulumi's `import` option, `resource_id` here): the engine keeps the existing object's id.
+        rid = args.resource_id or fake_uid(args.typ, args.name)
+        self.registered.append({"type": args.typ, "name": args.name, "id": rid, "inputs": dict(args.inputs),
+                                "import_id": args.resource_id or None})
         if args.typ.endswith(":ZeroTrustAccessApplication"):
             inputs.setdefault("aud", fake_aud(inputs.get("name", args.name)))
             if inputs.get("type") == "saas":

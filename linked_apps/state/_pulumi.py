@@ -242,7 +242,7 @@ def graph_from_outputs(doc: Mapping[str, Any]) -> TrustGraph:
                 for pid, (name, uids) in sources.items()}
     frozen = {k: tuple((pid, n) for n, pid in enumerate(v, start=1)) for k, v in attachments.items()}
     links, unknown = links_from_policies(apps, policies, frozen)
-    return TrustGraph(apps, links, policies=policies, attachments=frozen,
+    return TrustGraph(apps, links, policies=policies, attachments=frozen, attachments_recorded=False,
                       team_domain=_str(doc, "team_domain"), unknown_uids=unknown)
 
 
