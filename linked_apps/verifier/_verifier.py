@@ -242,11 +242,10 @@ class Verifier:
                      tuple(a.name for a in apps))
 
     def _ask_userinfo(self, token: str, target: App) -> Entry:
-        from ._keys import shared_client
         from ._userinfo import USERINFO_TTL, ask, candidates
 
-        app, claims = ask(token, candidates(self.graph, target), self.access_url,
-                          self._client or shared_client(), self._fetch_timeout)
+        app, claims = ask(token, candidates(self.graph, target), self.access_url, self._client,
+                          self._fetch_timeout)
         return Entry(self._clock() + USERINFO_TTL, None, "", claims, (app.name,), online=True)
 
     def _verdict(self, target: App, entry: Entry, flow: str) -> Verdict:
