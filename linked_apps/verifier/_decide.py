@@ -89,6 +89,8 @@ def _first(problems: Sequence[str]) -> str:
 def sender_problem(source: App, flow: str) -> str | None:
     """Why `source` cannot have sent this token through this flow (None: it can)."""
     if not can_send_linked_token(source.type):
+        if source.unreadable:
+            return f"cannot read the sending app {source.name} in full: {_first(source.unreadable)}"
         return f"{source.name} is a {source.type} app, which carries no user token another app can accept"
     expected = token_header(source.type)
     if expected != FLOW_HEADER[flow]:

@@ -37,6 +37,22 @@ MIN_RSA_BITS = 2048
 Listener = Callable[["KeySet", frozenset[str]], None]
 
 
+def number_problem(name: str, value: Any, low: float, high: float, *, integer: bool = False) -> str | None:
+    """Why an option is not a number in [low, high] (None: it is). NaN and infinity never are."""
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        return f"{name} must be {'an integer' if integer else 'a number'}, not {type(value).__name__}"
+    if not low <= value <= high:  # False for NaN as well
+        return f"{name} must be between {low:g} and {high:g}, not {value!r}"
+    return None
+
+
+def check_options(**options: Any) -> list[str]:
+    """Problems with KeySet timing options (seconds): ttl, cooldown, max_stale, timeout."""
+    limits = {"ttl": (1.0, 7 * 86400.0), "cooldown": (0.0, 86400.0), "max_stale": (0.0, 30 * 86400.0),
+              "timeout": (0.01, 60.0)}
+    return [p for name, value in options.items() if (p := number_problem(name, value, *limits[name]))]
+
+
 def _b64_int(value: Any) -> int:
     if not isinstance(value, str) or not value:
         raise ValueError("not a base64url string")
@@ -82,6 +98,9 @@ class KeySet:
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        problems = check_options(ttl=ttl, cooldown=cooldown, max_stale=max_stale, timeout=timeout)
+        if problems:
+            raise ValueError("; ".join(problems))
         self.url = url
         self.ttl, self.cooldown, self.max_stale, self.timeout = ttl, cooldown, max_stale, timeout
         self._clock = clock

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from ..errors import ConfigError, TokenRejected, UnknownAppError
 from ..model.graph import App, TrustGraph
 from ..model.rules import check_team_domain
 from . import _claims, _jws
+from ._http import is_loopback
 from ._cache import DEFAULT_SIZE, Entry, TokenCache
 from ._decide import BEARER, CF_ACCESS_TOKEN, Grant, grant, saas_source, sender_problem, sources_by_aud
-from ._keys import DEFAULT_COOLDOWN, DEFAULT_MAX_STALE, DEFAULT_TIMEOUT, DEFAULT_TTL, KeySet
+from ._keys import DEFAULT_COOLDOWN, DEFAULT_MAX_STALE, DEFAULT_TIMEOUT, DEFAULT_TTL, KeySet, check_options, number_problem
 from ._userinfo import LABEL
 from ._verdict import Verdict, identity_of
 
@@ -31,6 +30,43 @@ NO_TOKEN_REASON = ("no linked-app token: send Cf-Access-Token (from a self-hoste
 
 
 _MAX_VERIFIED_HEADERS = 64
+
+
+_TOKEN_HEADERS = ("cf-access-token", "authorization")
+MAX_LEEWAY = 300.0
+"""Seconds of clock skew the verifier may be told to allow, at most (the default is 30)."""
+
+
+def _header_text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    return None
+
+
+def token_from_header_items(items: Iterable[tuple[object, object]]) -> tuple[dict[str, str] | None, str]:
+    """The token of a request from its headers as `(name, value)` pairs, names in any case, names and values
+    `str` or `bytes`, a value possibly a list of values. A token header that is repeated (under any case) or
+    not text is refused, never resolved by picking one. Returns `(token, "")` or `(None, deny reason)`."""
+    found: dict[str, list[str]] = {}
+    for name, value in items:
+        key = _header_text(name)
+        if key is None or key.strip().lower() not in _TOKEN_HEADERS:
+            continue
+        key = key.strip().lower()
+        for one in value if isinstance(value, (list, tuple)) else (value,):
+            if one is None:
+                continue
+            text = _header_text(one)
+            if text is None:
+                return None, f"the {key} header is {type(one).__name__}, not text"
+            found.setdefault(key, []).append(text)
+    for key, values in found.items():
+        if len(values) > 1:
+            return None, f"the request carries {len(values)} {key} headers; send one"
+    token = token_from_headers({k: v[0] for k, v in found.items()})
+    return (token, "") if token else (None, NO_TOKEN_REASON)
 
 
 def token_from_headers(headers: Mapping[str, str]) -> dict[str, str] | None:
@@ -51,13 +87,7 @@ def _is_opaque(token: str) -> bool:
 
 def _is_loopback_http(url: str) -> bool:
     """`http://` to this machine itself (a local mirror, tests): nothing on the network can answer it."""
-    if not url.startswith("http://"):
-        return False
-    host = urlsplit(url).hostname or ""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return url.startswith("http://") and is_loopback(url)
 
 
 def _team_host(team_domain: str) -> str:
@@ -91,6 +121,11 @@ class Verifier:
         fetch_timeout: float = DEFAULT_TIMEOUT,
         online_userinfo: bool = False,
     ) -> None:
+        problems = [p for p in (number_problem("leeway", leeway, 0.0, MAX_LEEWAY),
+                                number_problem("cache_size", cache_size, 0, 10_000_000, integer=True)) if p]
+        problems += check_options(ttl=key_ttl, cooldown=key_cooldown, max_stale=key_max_stale, timeout=fetch_timeout)
+        if problems:
+            raise ConfigError(problems, "verifier config")
         team = team_domain or graph.team_domain
         if not team:
             raise ConfigError(["the state has no `team_domain` output; give the team domain (--team-domain "
@@ -153,10 +188,14 @@ class Verifier:
         except Exception as exc:  # noqa: BLE001 - fail closed, never let a request through on a bug
             return Verdict(False, f"internal error while verifying ({type(exc).__name__}); failing closed")
 
-    def decide_headers(self, to: str, headers: Mapping[str, str]) -> Verdict:
-        """Decide from request headers (lower-case names): Cf-Access-Token first, else Authorization: Bearer."""
-        token = token_from_headers(headers)
-        return self.decide(to, **token) if token else Verdict(False, NO_TOKEN_REASON, flow=None)
+    def decide_headers(self, to: str, headers: Mapping[Any, Any]) -> Verdict:
+        """Decide from request headers: Cf-Access-Token first, else Authorization: Bearer. Names in any case;
+        values `str`, `bytes` or a list of them; a repeated token header is refused. Never raises."""
+        try:
+            token, reason = token_from_header_items(headers.items())
+        except Exception as exc:  # noqa: BLE001 - a mapping that cannot be read is a deny, not a crash
+            return Verdict(False, f"the headers cannot be read ({type(exc).__name__}); failing closed")
+        return self.decide(to, **token) if token else Verdict(False, reason, flow=None)
 
     def cached(self, to: str, *, cf_access_token: str | None = None, bearer: str | None = None) -> Verdict | None:
         """The cached verdict for a repeated token, or None (never fetches, never verifies)."""
