@@ -16,6 +16,7 @@ from ..model.rules import (
     CF_ACCESS_TOKEN_HEADER,
     LINKED_APP_TOKEN,
     NON_IDENTITY,
+    POLICY_DECISIONS,
     can_receive_linked_trust,
     can_send_linked_token,
     evaluate_linked_policy,
@@ -25,6 +26,8 @@ from ..model.rules import (
 CF_ACCESS_TOKEN = "cf-access-token"
 BEARER = "bearer"
 FLOW_HEADER = {CF_ACCESS_TOKEN: CF_ACCESS_TOKEN_HEADER, BEARER: BEARER_HEADER}
+_APART_FROM_SERVICE_AUTH = POLICY_DECISIONS - {NON_IDENTITY}
+"""Decisions whose policies cannot change whether a linked_app_token rule admits (allow, deny, bypass)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +73,13 @@ def unread_problem(graph: TrustGraph, target: App) -> str | None:
     """The fail-closed rule: why the target's trust was not read in full (None: it was).
 
     Bearing on a linked-app decision: the target's own record (type, uid, policies list) and every attached
-    policy whose decision is non_identity or not known. A policy deciding allow/deny/bypass is evaluated by
+    policy whose decision is non_identity or not known (unreadable, or a value Cloudflare does not document). A policy deciding allow/deny/bypass is evaluated by
     Access after (or apart from) Service Auth, so it cannot change whether a linked_app_token rule admits.
     """
     if target.unreadable:
         return f"cannot read {target.name} in full: {_first(target.unreadable)}"
     for policy in graph.attached_policies(target.name):
-        if policy.unreadable and policy.decision in (NON_IDENTITY, ""):
+        if policy.unreadable and policy.decision not in _APART_FROM_SERVICE_AUTH:
             return f"cannot read policy {policy.name!r} attached to {target.name}: {_first(policy.unreadable)}"
     return None
 

@@ -19,6 +19,7 @@ import ipaddress
 import threading
 import time
 import zlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -93,8 +94,11 @@ def _get(url: str, client: httpx.Client, deadline: float, timeout: float, max_bo
         if encoding not in ("identity", "", "gzip", "x-gzip", "deflate"):
             raise FetchFailed(f"the answer is {encoding[:20]}-encoded, which this client does not read")
         inflate = zlib.decompressobj(32 + zlib.MAX_WBITS) if encoding not in ("identity", "") else None
+        chunks: Iterable[bytes] = response.iter_raw()
+        if response.is_stream_consumed:  # an in-memory answer (httpx.MockTransport): already whole and decoded
+            chunks, inflate = (response.content,), None
         body = bytearray()
-        for chunk in response.iter_raw():
+        for chunk in chunks:
             if time.monotonic() > deadline:
                 raise FetchFailed(f"no complete answer within {timeout:g} s")
             while chunk:  # inflate at most up to the cap, however much one chunk would expand

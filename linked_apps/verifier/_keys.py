@@ -46,11 +46,15 @@ def number_problem(name: str, value: Any, low: float, high: float, *, integer: b
     return None
 
 
-def check_options(**options: Any) -> list[str]:
-    """Problems with KeySet timing options (seconds): ttl, cooldown, max_stale, timeout."""
-    limits = {"ttl": (1.0, 7 * 86400.0), "cooldown": (0.0, 86400.0), "max_stale": (0.0, 30 * 86400.0),
-              "timeout": (0.01, 60.0)}
-    return [p for name, value in options.items() if (p := number_problem(name, value, *limits[name]))]
+OPTION_LIMITS = {"ttl": (1.0, 7 * 86400.0), "cooldown": (0.0, 86400.0), "max_stale": (0.0, 30 * 86400.0),
+                 "timeout": (0.01, 60.0)}
+"""Seconds each KeySet timing option may take."""
+
+
+def check_options(names: Mapping[str, str] | None = None, **options: Any) -> list[str]:
+    """Problems with KeySet timing options (seconds); `names` renames them for messages (the caller's names)."""
+    return [p for key, value in options.items()
+            if (p := number_problem((names or {}).get(key, key), value, *OPTION_LIMITS[key]))]
 
 
 def _b64_int(value: Any) -> int:

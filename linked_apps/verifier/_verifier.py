@@ -33,6 +33,7 @@ _MAX_VERIFIED_HEADERS = 64
 
 
 _TOKEN_HEADERS = ("cf-access-token", "authorization")
+_OPTION_NAMES = {"ttl": "key_ttl", "cooldown": "key_cooldown", "max_stale": "key_max_stale", "timeout": "fetch_timeout"}
 MAX_LEEWAY = 300.0
 """Seconds of clock skew the verifier may be told to allow, at most (the default is 30)."""
 
@@ -123,7 +124,8 @@ class Verifier:
     ) -> None:
         problems = [p for p in (number_problem("leeway", leeway, 0.0, MAX_LEEWAY),
                                 number_problem("cache_size", cache_size, 0, 10_000_000, integer=True)) if p]
-        problems += check_options(ttl=key_ttl, cooldown=key_cooldown, max_stale=key_max_stale, timeout=fetch_timeout)
+        problems += check_options(_OPTION_NAMES, ttl=key_ttl, cooldown=key_cooldown, max_stale=key_max_stale,
+                                  timeout=fetch_timeout)
         if problems:
             raise ConfigError(problems, "verifier config")
         team = team_domain or graph.team_domain
