@@ -369,7 +369,7 @@ def graph_from_outputs(doc: Mapping[str, Any]) -> TrustGraph:
     attachments: dict[str, dict[str, None]] = {}  # target -> policy ids, in order (dicts: ordered sets)
     links = doc.get("links") or []
     if not isinstance(links, list):
-        raise StateError(f"`links` is {_kind(links)}, not a list (expected [{{from, to, policy_id}}, ...])")
+        raise StateError(f"`links` is not a list (it is {_kind(links)}; expected [{{from, to, policy_id}}, ...])")
     for i, link in enumerate(links):
         if not isinstance(link, Mapping) or is_secret(link):
             raise StateError(f"links[{i}] is {_kind(link)}; expected an object {{from, to, policy_id}}")
