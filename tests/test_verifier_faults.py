@@ -37,6 +37,16 @@ DEADLINE = 1.0
 """fetch_timeout of these tests: the documented deadline of one fetch, connect and all reads together."""
 
 
+@pytest.fixture(autouse=True)
+def fetch_workers_end() -> Iterator[None]:
+    """Each test leaves no fetch worker behind (they end at their next read past the deadline), so the bound on
+    workers cannot leak from one test into the next."""
+    yield
+    limit = time.monotonic() + 5
+    while any(t.name == "linked-apps-fetch" for t in threading.enumerate()) and time.monotonic() < limit:
+        time.sleep(0.05)
+
+
 class RawServer:
     """127.0.0.1, one thread per connection, `respond(conn, stop)` writes whatever it likes."""
 
@@ -116,7 +126,7 @@ def test_a_trickling_key_server_gets_a_verdict_within_the_deadline(trickling: Ra
     verdict, took = in_thread(lambda: verifier.decide("api", cf_access_token=token))
     assert isinstance(verdict, Verdict) and not verdict.allowed
     assert f"no complete answer within {DEADLINE:g} s" in verdict.reason
-    assert DEADLINE * 0.9 <= took < DEADLINE + 0.5
+    assert DEADLINE * 0.9 <= took < DEADLINE + 1.0  # the margin is for a loaded machine
 
 
 @pytest.mark.parametrize("trickling", [trickle_body], indirect=True)
@@ -138,7 +148,7 @@ def test_waiters_behind_a_fetch_that_trickles_give_up_in_time(trickling: RawServ
         thread.join(10)
     took = time.monotonic() - started
     assert not any(t.is_alive() for t in threads) and len(results) == 12
-    assert took < 2 * DEADLINE + 0.5  # the fetch's deadline, then at most one waiter's
+    assert took < 2 * DEADLINE + 1.0  # the fetch's deadline, then at most one waiter's
     assert keys.fetches <= 2
     assert all("within" in r or "failed" in r for r in results), results
 
