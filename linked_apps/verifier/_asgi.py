@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from ._verdict import Verdict
-from ._verifier import Verifier, token_from_header_items
+from ._headers import token_from_header_items
+from ._verifier import Verifier
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

@@ -73,8 +73,9 @@ def unread_problem(graph: TrustGraph, target: App) -> str | None:
     """The fail-closed rule: why the target's trust was not read in full (None: it was).
 
     Bearing on a linked-app decision: the target's own record (type, uid, policies list) and every attached
-    policy whose decision is non_identity or not known (unreadable, or a value Cloudflare does not document). A policy deciding allow/deny/bypass is evaluated by
-    Access after (or apart from) Service Auth, so it cannot change whether a linked_app_token rule admits.
+    policy whose decision is non_identity or not known (unreadable, or a value Cloudflare does not document).
+    A policy deciding allow/deny/bypass is evaluated by Access after (or apart from) Service Auth, so it cannot
+    change whether a linked_app_token rule admits.
     """
     if target.unreadable:
         return f"cannot read {target.name} in full: {_first(target.unreadable)}"
