@@ -5,6 +5,7 @@ from ._pulumi import (
     APP_TYPE,
     POLICY_TYPE,
     STACK_TYPE,
+    UNKNOWN_TYPE,
     graph_from_export,
     graph_from_outputs,
     graph_from_resources,
@@ -12,5 +13,5 @@ from ._pulumi import (
     read_state,
 )
 
-__all__ = ["APP_TYPE", "POLICY_TYPE", "STACK_TYPE", "graph_from_export", "graph_from_outputs",
+__all__ = ["APP_TYPE", "POLICY_TYPE", "STACK_TYPE", "UNKNOWN_TYPE", "graph_from_export", "graph_from_outputs",
            "graph_from_resources", "read_stack", "read_state"]
