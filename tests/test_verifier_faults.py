@@ -298,3 +298,70 @@ def test_a_small_gzip_answer_is_read() -> None:
         assert keys.key(KEY.kid) is not None
     finally:
         server.close()
+
+
+# -- the middleware: unknown kids cannot park the worker threads -----------------------------------------------
+def test_unknown_kids_against_a_slow_key_server_do_not_starve_valid_requests() -> None:
+    """The first fetch serves the keys; every later one trickles. 45 requests with unknown kids (cooldown 0, so
+    each asks for a refetch) take anyio's 40 worker threads; each gives up within the deadline, so a valid
+    request that needs a thread still gets its answer."""
+    import anyio
+
+    from linked_apps.verifier import AccessMiddleware
+
+    served = [0]
+
+    def keys_then_trickle(conn: socket.socket, stop: threading.Event) -> None:
+        served[0] += 1
+        if served[0] > 1:
+            trickle_body(conn, stop)
+            return
+        body = json.dumps(jwks(KEY)).encode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                     + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server = RawServer(keys_then_trickle)
+    try:
+        verifier = handmade_verifier(server.url, key_cooldown=0)
+        assert verifier.certs.refresh()  # the first, good fetch
+        app = AccessMiddleware(inner, verifier=verifier, target="api")
+
+        async def request(token: str) -> int:
+            status: list[int] = []
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": b""}
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    status.append(message["status"])
+
+            await app({"type": "http", "path": "/", "headers": [(b"cf-access-token", token.encode())]},
+                      receive, send)
+            return status[0]
+
+        async def main() -> tuple[list[int], int, float]:
+            statuses: list[int] = []
+
+            async def unknown(i: int) -> None:
+                statuses.append(await request(KEY.mint(app_claims(AUD["front"]), kid=f"unknown-{i}")))
+
+            with anyio.fail_after(15):
+                async with anyio.create_task_group() as group:
+                    for i in range(45):
+                        group.start_soon(unknown, i)
+                    await anyio.sleep(0.2)  # the unknown kids hold the threads now
+                    started = time.monotonic()
+                    valid = await request(KEY.mint(app_claims(AUD["front"])))
+                    took = time.monotonic() - started
+            return statuses, valid, took
+
+        statuses, valid, took = anyio.run(main)
+    finally:
+        server.close()
+    assert statuses == [403] * 45
+    assert valid == 200 and took < 3 * DEADLINE + 1.0, took
