@@ -199,10 +199,10 @@ def _attachments(name: str, props: Mapping[str, Any], at: str, policies: dict[st
         pid = _text(entry, here, ("id",), problems, required=False)
         precedence = _precedence(entry.get("precedence"), i + 1)
         inline = any(entry.get(k) is not None for k in ("decision", *(k for _, ks in _RULE_LISTS for k in ks)))
-        if pid and pid in policies and not inline:
+        if pid and pid in policies:  # a reusable policy (the provider may copy its rules into the entry)
             attached.append((pid, precedence))
         elif inline:
-            pid = f"inline:{name}:{i}"
+            pid = pid or f"inline:{name}:{i}"
             policies[pid] = _policy(pid, entry, here, inline=True)
             attached.append((pid, precedence))
         elif pid:
