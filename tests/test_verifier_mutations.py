@@ -168,7 +168,9 @@ def spots(doc: dict[str, Any]) -> list[Spot]:
             if entry.get("decision"):
                 policy(entry)
     for res in resources_of(doc, "pulumi:pulumi:Stack"):
-        apps = res["outputs"].get("apps") or {}
+        apps = res["outputs"].get("apps")
+        if not isinstance(apps, dict):
+            continue
         found += [(res["outputs"], "apps"), *((apps, k) for k in apps)]
         for entry in apps.values():
             app_entry(entry)
