@@ -34,7 +34,7 @@ from pulumi_policy.proxy import (
 
 from linked_apps.model.graph import App, Policy, TrustGraph
 from linked_apps.model.rules import LINKED_APP_TOKEN, NON_IDENTITY, can_receive_linked_trust
-from linked_apps.state import APP_TYPE, POLICY_TYPE, STACK_TYPE, graph_from_export, graph_from_resources
+from linked_apps.state import APP_TYPE, POLICY_TYPE, STACK_TYPE, UNKNOWN_TYPE, graph_from_export, graph_from_resources
 
 _UNKNOWN = frozenset({UNKNOWN_ARCHIVE_VALUE, UNKNOWN_ARRAY_VALUE, UNKNOWN_ASSET_VALUE, UNKNOWN_BOOLEAN_VALUE,
                       UNKNOWN_NUMBER_VALUE, UNKNOWN_OBJECT_VALUE, UNKNOWN_STRING_VALUE})
@@ -182,7 +182,8 @@ class _StackView:
 def _validate_attached_on_self_hosted(args: StackValidationArgs, report: ReportViolation) -> None:
     view = _StackView(args.resources)
     for app in view.graph.apps.values():
-        if not app.managed or can_receive_linked_trust(app.type):
+        # A type the preview does not give (unknown, or left to the provider) is nothing to judge yet.
+        if not app.managed or app.type == UNKNOWN_TYPE or can_receive_linked_trust(app.type):
             continue
         for policy in view.graph.attached_policies(app.name):
             if not policy.inline and has_linked_rule(policy):

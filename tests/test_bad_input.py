@@ -71,12 +71,15 @@ def test_export_with_values_of_the_wrong_kind_reads_without_crashing() -> None:
             {"id": "by-hand", "precedence": 1e400},
             {"decision": "non_identity", "includes": [{"linkedAppToken": {"appUid": UID}}], "precedence": True},
         ]}},
-        {"type": APP_TYPE, "id": "x", "outputs": ["not", "a", "map"]},
     ]}}
     graph = graph_from_export(doc)
     assert graph.apps["odd-id"].uid is None
     # Precedences that are no usable number fall back to the place in the list.
     assert graph.attachments["api"] == (("by-hand", 1), ("inline:api:1", 2))
+    # Props that are not a map make the state unusable as a whole: a StateError naming the path (exit 2).
+    doc["deployment"]["resources"].append({"type": APP_TYPE, "id": "x", "outputs": ["not", "a", "map"]})
+    with pytest.raises(StateError, match=r"deployment.resources\[3\].outputs is a list"):
+        graph_from_export(doc)
 
 
 def test_outputs_whose_links_are_not_a_list_are_a_state_error() -> None:

@@ -103,7 +103,7 @@ def test_slow_endpoint_times_out(server: JwksServer, clock: Clock) -> None:
     server.delay[CERTS] = 5
     keys = keyset(server, clock, timeout=0.3)
     started = time.monotonic()
-    with pytest.raises(KeysUnavailable, match="timed out"):
+    with pytest.raises(KeysUnavailable, match="no complete answer within 0.3 s"):
         keys.key("k1")
     assert time.monotonic() - started < 3
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import UnknownAppError
-from .rules import LINKED_APP_TOKEN, NON_IDENTITY
+from .rules import LINKED_APP_TOKEN, NON_IDENTITY, UUID
 
 Rule = tuple[str, "str | None"]
 """A policy rule as `(selector, app_uid)`; app_uid is set for linked_app_token rules only."""
@@ -29,6 +29,9 @@ class App:
     client_id: str | None = None
     """SaaS OIDC client id; the app's tokens are issued by `.../sso/oidc/<client_id>`."""
     managed: bool = True
+    unreadable: tuple[str, ...] = field(default=(), compare=False)
+    """What of the app's own record (type, uid, policies list) could not be read, each naming its field; an app
+    with any such part never grants (README: the fail-closed rule)."""
 
     def as_dict(self) -> dict[str, object]:
         return {"name": self.name, "type": self.type, "managed": self.managed, "uid": self.uid, "aud": self.aud,
@@ -45,6 +48,9 @@ class Policy:
     exclude: tuple[Rule, ...] = ()
     inline: bool = False
     """Defined inside an app's `policies` list rather than as a reusable policy."""
+    unreadable: tuple[str, ...] = field(default=(), compare=False)
+    """Parts of the policy that could not be read (a secret, a wrong shape, an unknown selector or decision),
+    each naming its field. Such a policy never grants, and on a target it blocks every grant."""
 
     def linked_uids(self) -> frozenset[str]:
         return frozenset(uid for sel, uid in (*self.include, *self.require, *self.exclude)
@@ -82,6 +88,7 @@ class TrustGraph:
         attachments: Mapping[str, tuple[tuple[str, int], ...]] | None = None,
         team_domain: str | None = None,
         unknown_uids: Iterable[tuple[str, str]] = (),
+        shared_names: Mapping[str, Iterable[str]] | None = None,
         attachments_recorded: bool = True,
     ) -> None:
         self.apps: dict[str, App] = {a.name: a for a in apps}
@@ -95,10 +102,13 @@ class TrustGraph:
         self.team_domain = team_domain
         self.unknown_uids: tuple[tuple[str, str], ...] = tuple(unknown_uids)
         """`(target app, uid)` for linked_app_token rules naming no app in the graph."""
-        self._by_uid = {a.uid: a for a in self.apps.values() if a.uid}
-        self._by_aud = {a.aud: a for a in self.apps.values() if a.aud}
-        self._by_domain = {a.domain.lower(): a for a in self.apps.values() if a.domain}
-        self._by_client_id = {a.client_id: a for a in self.apps.values() if a.client_id}
+        self.shared_names: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in (shared_names or {}).items()}
+        """A Cloudflare name several apps share -> the names they are known by here (`name [uid]`)."""
+        # Every index keeps all apps under a key: a duplicate is an ambiguity to report, never a silent pick.
+        self._by_uid = _index((a.uid, a) for a in self.apps.values() if a.uid)
+        self._by_aud = _index((a.aud, a) for a in self.apps.values() if a.aud)
+        self._by_domain = _index((a.domain.lower(), a) for a in self.apps.values() if a.domain)
+        self._by_client_id = _index((a.client_id, a) for a in self.apps.values() if a.client_id)
         self._into: dict[str, list[Link]] = {}
         self._out: dict[str, list[Link]] = {}
         for link in self.links:
@@ -107,24 +117,49 @@ class TrustGraph:
 
     # -- lookups --------------------------------------------------------------------------------------------
     def find(self, ref: str) -> App:
-        """An app by Cloudflare name, uid, or domain; UnknownAppError names the near misses."""
-        app = (self.apps.get(ref) or self._by_uid.get(ref.lower()) or self._by_domain.get(ref.lower().rstrip("/")))
-        if app is None:
-            app = self._by_domain.get(ref.lower().removeprefix("https://").removeprefix("http://").rstrip("/"))
-        if app is None:
+        """An app by Cloudflare name, uid, or domain; UnknownAppError names the near misses, or every candidate
+        when the reference fits more than one app (a uid fits exactly one, or the state is ambiguous)."""
+        key = ref.strip().lower()
+        if UUID.match(key) and key in self._by_uid:
+            return self._one(ref, self._by_uid[key], "uid")
+        host = key.removeprefix("https://").removeprefix("http://").rstrip("/")
+        found: dict[str, App] = {}
+        if ref in self.apps:
+            found[ref] = self.apps[ref]
+        for name in self.shared_names.get(ref, ()):
+            found[name] = self.apps[name]
+        for app in (*self._by_uid.get(key, ()), *self._by_domain.get(host, ())):
+            found[app.name] = app
+        if not found:
             hint = difflib.get_close_matches(ref, list(self.apps), n=3)
             known = ", ".join(hint or sorted(self.apps)[:10]) or "none"
             raise UnknownAppError(f"no app named {ref!r} (by name, uid or domain); known apps: {known}")
-        return app
+        return self._one(ref, tuple(found.values()), "name, uid or domain")
+
+    @staticmethod
+    def _one(ref: str, apps: tuple[App, ...], by: str) -> App:
+        if len(apps) == 1:
+            return apps[0]
+        listed = "; ".join(f"{a.name} (uid {a.uid or 'unknown'}, domain {a.domain or 'none'})" for a in apps[:10])
+        raise UnknownAppError(f"{ref!r} is ambiguous: by {by} it fits {len(apps)} apps in the state: {listed}; "
+                              "ask by uid")
 
     def by_uid(self, uid: str) -> App | None:
-        return self._by_uid.get(uid.lower())
+        """The one app with this uid (None when none or, in an ambiguous state, several have it)."""
+        return _only(self._by_uid.get(uid.lower(), ()))
 
     def by_aud(self, aud: str) -> App | None:
-        return self._by_aud.get(aud)
+        return _only(self._by_aud.get(aud, ()))
 
     def by_client_id(self, client_id: str) -> App | None:
-        return self._by_client_id.get(client_id)
+        return _only(self._by_client_id.get(client_id, ()))
+
+    def apps_with_aud(self, aud: str) -> tuple[App, ...]:
+        """Every app whose AUD tag is `aud` (more than one: the state is ambiguous about who sent a token)."""
+        return self._by_aud.get(aud, ())
+
+    def apps_with_client_id(self, client_id: str) -> tuple[App, ...]:
+        return self._by_client_id.get(client_id, ())
 
     def links_into(self, name: str) -> list[Link]:
         return list(self._into.get(name, ()))
@@ -145,6 +180,17 @@ class TrustGraph:
             "apps": [self.apps[n].as_dict() for n in sorted(self.apps)],
             "links": [link.as_dict() for link in sorted(self.links, key=lambda l: l.edge)],
         }
+
+
+def _index(pairs: Iterable[tuple[str, App]]) -> dict[str, tuple[App, ...]]:
+    out: dict[str, tuple[App, ...]] = {}
+    for key, app in pairs:
+        out[key] = (*out.get(key, ()), app)
+    return out
+
+
+def _only(apps: tuple[App, ...]) -> App | None:
+    return apps[0] if len(apps) == 1 else None
 
 
 def links_from_policies(

@@ -30,6 +30,18 @@ RECEIVER_TYPES = frozenset({"self_hosted"})
 SENDER_TYPES = frozenset({"self_hosted", "saas"})
 """App types whose tokens a linked app can accept: self-hosted (Cf-Access-Token) and SaaS OIDC (Bearer)."""
 
+POLICY_DECISIONS = frozenset({"allow", "deny", "non_identity", "bypass"})
+"""Every decision Cloudflare gives a policy (API reference); any other value is unreadable, not ignorable."""
+
+KNOWN_SELECTORS = frozenset({
+    "email", "email_list", "email_domain", "everyone", "ip", "ip_list", "certificate", "common_name", "group",
+    "azure_ad", "github_organization", "gsuite", "okta", "saml", "oidc", "service_token", "any_valid_service_token",
+    "external_evaluation", "geo", "auth_method", "auth_context", "device_posture", "login_method",
+    "user_risk_score", LINKED_APP_TOKEN,
+})
+"""Rule selectors of an Access policy (terraform-provider-cloudflare v5 policy model, Cloudflare API reference),
+snake_case. An unknown selector in `require`/`exclude` makes the policy unreadable: what it demands is not known."""
+
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 """Lower-case UUID: the shape of an app uid and of a policy id."""

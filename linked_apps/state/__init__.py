@@ -13,6 +13,7 @@ from ._pulumi import (
     APP_TYPE,
     POLICY_TYPE,
     STACK_TYPE,
+    UNKNOWN_TYPE,
     graph_from_export,
     graph_from_outputs,
     graph_from_resources,
@@ -20,8 +21,8 @@ from ._pulumi import (
     read_state,
 )
 
-__all__ = ["ACCOUNT_PREFIX", "APP_TYPE", "POLICY_TYPE", "STACK_TYPE", "graph_from_export", "graph_from_outputs",
-           "graph_from_resources", "read_deployed", "read_stack", "read_state"]
+__all__ = ["ACCOUNT_PREFIX", "APP_TYPE", "POLICY_TYPE", "STACK_TYPE", "UNKNOWN_TYPE", "graph_from_export",
+           "graph_from_outputs", "graph_from_resources", "read_deployed", "read_stack", "read_state"]
 
 
 def read_deployed(source: Path | str, *, api_url: str | None = None) -> TrustGraph:

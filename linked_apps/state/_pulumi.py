@@ -2,7 +2,9 @@
 
 No Pulumi import: reading state is plain JSON. Trust is derived from the Cloudflare resources themselves
 (applications, reusable policies, policies inline on an app), whether linked-apps made them or not. Secret
-values (ciphertext objects) never break reading: a secret field reads as absent, which grants nothing.
+values (ciphertext objects, "[secret]") never break reading, and never grant: a field the verifier needs that is
+secret, of the wrong shape or ambiguous is recorded on its app or policy (`unreadable`, naming the JSON path), and
+the verifier denies on it. A document unusable as a whole is a StateError naming the path.
 The CrossGuard pack feeds `graph_from_resources` with the resources of a preview, so both see one model.
 """
 
@@ -17,7 +19,7 @@ from typing import Any
 
 from ..errors import StateError
 from ..model.graph import App, Policy, Rule, TrustGraph, links_from_policies
-from ..model.rules import LINKED_APP_TOKEN, NON_IDENTITY, linked_policy_name
+from ..model.rules import KNOWN_SELECTORS, LINKED_APP_TOKEN, NON_IDENTITY, POLICY_DECISIONS, UUID, linked_policy_name
 
 APP_TYPE = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 POLICY_TYPE = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
@@ -27,8 +29,21 @@ UNKNOWN_TYPE = "unknown"
 """The type of an app whose stack outputs do not say: no rule lets it receive or send linked-app trust."""
 
 
+MAX_STATE_BYTES = 64 * 1024 * 1024
+"""A state file larger than this is refused (the export of a stack with thousands of apps is a few MB)."""
+OUTPUT_SECRET = "[secret]"
+"""How `pulumi stack output --json` prints a secret (nested ones included) without --show-secrets."""
+
+
 def is_secret(value: Any) -> bool:
-    return isinstance(value, Mapping) and _SECRET_SIG in value
+    return (isinstance(value, Mapping) and _SECRET_SIG in value) or value == OUTPUT_SECRET
+
+
+def _kind(value: Any) -> str:
+    if is_secret(value):
+        return "a secret"
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "an object" if isinstance(value, Mapping) else "a number")
 
 
 def _get(props: Mapping[str, Any], *keys: str) -> Any:
@@ -45,6 +60,37 @@ def _str(props: Mapping[str, Any], *keys: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _field(props: Mapping[str, Any], at: str, keys: tuple[str, ...], problems: list[str]) -> Any:
+    """The value under any spelling of one field. Spellings that disagree, or a secret, are a problem naming the
+    field (and read as absent): nothing unreadable is ever taken as empty."""
+    present = [(k, props[k]) for k in keys if props.get(k) is not None]
+    if not present:
+        return None
+    key, value = present[0]
+    if any(other != value for _, other in present[1:]):
+        problems.append(f"{at}: both " + " and ".join(f"`{k}`" for k, _ in present) + " are set, and differ")
+        return None
+    if is_secret(value):
+        problems.append(f"{at}.{key} is a secret")
+        return None
+    return value
+
+
+def _text(props: Mapping[str, Any], at: str, keys: tuple[str, ...], problems: list[str], *,
+          required: bool) -> str | None:
+    """A non-empty string field; anything else present (or nothing, when `required`) is a problem naming it."""
+    before = len(problems)
+    value = _field(props, at, keys, problems)
+    if isinstance(value, str) and value:
+        return value
+    if len(problems) == before:  # not already reported as a secret or a disagreement
+        if value is not None:
+            problems.append(f"{at}.{keys[0]} is {_kind(value)}, not a non-empty string")
+        elif required:
+            problems.append(f"{at}.{keys[0]} is missing")
+    return None
+
+
 def _precedence(value: Any, position: int) -> int:
     """An attachment's precedence; a missing or nonsensical one falls back to its place in the list."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 2**31:
@@ -52,50 +98,118 @@ def _precedence(value: Any, position: int) -> int:
     return position
 
 
-def _rules(raw: Any) -> tuple[Rule, ...]:
+_RULE_LISTS = (("include", ("includes", "include")), ("require", ("requires", "require")),
+               ("exclude", ("excludes", "exclude")))
+
+
+def _rules(raw: Any, at: str, kind: str, problems: list[str]) -> tuple[Rule, ...]:
+    """One of a policy's rule lists. Each entry holds exactly one selector; a linked_app_token rule names its
+    app by uid. An entry that is not so, or an unknown selector in require/exclude, is a problem naming it."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problems.append(f"{at} is {_kind(raw)}, not a list of rules")
+        return ()
     rules: list[Rule] = []
-    for entry in raw if isinstance(raw, list) else ():
-        if not isinstance(entry, Mapping):
+    for i, entry in enumerate(raw):
+        here = f"{at}[{i}]"
+        if not isinstance(entry, Mapping) or is_secret(entry):
+            problems.append(f"{here} is {_kind(entry)}, not a rule object")
             continue
-        for selector, body in entry.items():
-            if body is None:
-                continue  # engine state may spell out every selector key; unset ones are null
-            name = _snake(selector)
-            uid = None
-            if name == LINKED_APP_TOKEN and isinstance(body, Mapping):
-                uid = _str(body, "appUid", "app_uid")
-                uid = uid.lower() if uid else None
-            rules.append((name, uid))
+        # Engine state may spell out every selector key; unset ones are null.
+        chosen = [(k, v) for k, v in entry.items() if v is not None]
+        if len(chosen) != 1:
+            problems.append(f"{here} has {len(chosen)} selectors set; a rule has exactly one")
+            continue
+        selector, body = chosen[0]
+        name = _snake(str(selector))
+        if name not in KNOWN_SELECTORS and kind != "include":
+            problems.append(f"{here}: unknown selector `{selector}` in {kind}")
+        uid = None
+        if name == LINKED_APP_TOKEN:
+            uid = _linked_uid(body, f"{here}.{selector}", problems)  # None: kept, so the rule is seen, never met
+        rules.append((name, uid))
     return tuple(rules)
+
+
+def _linked_uid(body: Any, at: str, problems: list[str]) -> str | None:
+    if not isinstance(body, Mapping) or is_secret(body):
+        problems.append(f"{at} is {_kind(body)}, not {{appUid: <uid>}}")
+        return None
+    uid = _text(body, at, ("appUid", "app_uid"), problems, required=True)
+    if uid is None:
+        return None
+    if not UUID.match(uid.strip().lower()):
+        problems.append(f"{at}.appUid {uid[:80]!r} is not an app uid (a UUID)")
+        return None
+    return uid.strip().lower()
 
 
 def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
-def _policy(pid: str, props: Mapping[str, Any], *, inline: bool) -> Policy:
-    return Policy(
-        id=pid,
-        name=_str(props, "name") or pid,
-        decision=_str(props, "decision") or "",
-        include=_rules(_get(props, "includes", "include")),
-        require=_rules(_get(props, "requires", "require")),
-        exclude=_rules(_get(props, "excludes", "exclude")),
-        inline=inline,
-    )
+def _policy(pid: str, props: Mapping[str, Any], at: str, *, inline: bool) -> Policy:
+    problems: list[str] = []
+    decision = _text(props, at, ("decision",), problems, required=True)
+    if decision is not None and decision not in POLICY_DECISIONS:
+        problems.append(f"{at}.decision {decision[:40]!r} is not a policy decision "
+                        f"({', '.join(sorted(POLICY_DECISIONS))})")
+    lists = {kind: _rules(_field(props, at, keys, problems), f"{at}.{keys[0]}", kind, problems)
+             for kind, keys in _RULE_LISTS}
+    return Policy(id=pid, name=_str(props, "name") or pid, decision=decision or "", inline=inline,
+                  unreadable=tuple(problems), **lists)
 
 
-def _disambiguate(apps: dict[str, App], app_props: dict[str, Mapping[str, Any]], name: str, uid: str | None,
-                  count: int) -> str:
-    """Cloudflare does not make app names unique. Two apps sharing one must never be mistaken for each other (a
-    verdict on the wrong app could grant), so neither keeps the bare name: each is `name [uid]`, and a question
-    by the bare name finds no app and lists both."""
-    if count == 2:
-        first = apps.pop(name)
-        renamed = f"{name} [{first.uid or 'no uid'}]"
-        apps[renamed] = replace(first, name=renamed)
-        app_props[renamed] = app_props.pop(name)
-    return f"{name} [{uid or f'no uid #{count}'}]"
+def _unique_names(rows: list[tuple[str, str | None]]) -> tuple[list[str], dict[str, list[str]]]:
+    """Cloudflare does not make app names unique. Apps sharing one are known here as `name [uid]`, kept apart
+    from every other name (an app really named so included); a question by the shared name lists them all."""
+    count: dict[str, int] = {}
+    for name, _ in rows:
+        count[name] = count.get(name, 0) + 1
+    taken = {name for name, n in count.items() if n == 1}
+    keys: list[str] = []
+    shared: dict[str, list[str]] = {}
+    for name, uid in rows:
+        key = name
+        if count[name] > 1:
+            key = base = f"{name} [{uid or 'no uid'}]"
+            n = 1
+            while key in taken:
+                n += 1
+                key = f"{base} #{n}"
+            shared.setdefault(name, []).append(key)
+        taken.add(key)
+        keys.append(key)
+    return keys, shared
+
+
+def _attachments(name: str, props: Mapping[str, Any], at: str, policies: dict[str, Policy],
+                 problems: list[str]) -> tuple[tuple[str, int], ...]:
+    attached: list[tuple[str, int]] = []
+    listed = _field(props, at, ("policies",), problems)
+    if listed is not None and not isinstance(listed, list):
+        problems.append(f"{at}.policies is {_kind(listed)}, not a list")
+        listed = None
+    for i, entry in enumerate(listed or ()):
+        here = f"{at}.policies[{i}]"
+        if not isinstance(entry, Mapping) or is_secret(entry):
+            problems.append(f"{here} is {_kind(entry)}, not a policy reference or an inline policy")
+            continue
+        pid = _text(entry, here, ("id",), problems, required=False)
+        precedence = _precedence(entry.get("precedence"), i + 1)
+        inline = any(entry.get(k) is not None for k in ("decision", *(k for _, ks in _RULE_LISTS for k in ks)))
+        if pid and pid in policies:  # a reusable policy (the provider may copy its rules into the entry)
+            attached.append((pid, precedence))
+        elif inline:
+            pid = pid or f"inline:{name}:{i}"
+            policies[pid] = _policy(pid, entry, here, inline=True)
+            attached.append((pid, precedence))
+        elif pid:
+            attached.append((pid, precedence))  # a policy outside this state: it grants nothing we can see
+        elif entry.get("id") is None:
+            problems.append(f"{here} has neither an `id` nor rules")
+    return tuple(sorted(attached, key=lambda a: a[1]))
 
 
 def graph_from_resources(
@@ -104,96 +218,117 @@ def graph_from_resources(
     team_domain: str | None = None,
     known_apps: Iterable[App] = (),
 ) -> TrustGraph:
-    """Build the trust graph from resources `{"type", "id", "props"}` (props camelCase, as in engine state).
+    """Build the trust graph from resources `{"type", "id", "props"}` (props camelCase, as in engine state;
+    optional `name` and `path`, where the resource sits in its document, for messages).
 
-    `known_apps` (e.g. the stack's `apps` output) adds unmanaged apps that are not resources here, so
-    links from them carry a name rather than a bare uid.
+    Never raises on a field: what cannot be read is recorded on the app or policy (`unreadable`), naming the
+    field, and the verifier denies on it. `known_apps` (e.g. the stack's `apps` output) adds unmanaged apps that
+    are not resources here, so links from them carry a name rather than a bare uid.
     """
-    apps: dict[str, App] = {}
-    app_props: dict[str, Mapping[str, Any]] = {}
     policies: dict[str, Policy] = {}
-    named: dict[str, int] = {}
+    app_rows: list[tuple[str, str | None, Mapping[str, Any], str]] = []
     for res in resources:
         typ, props = res.get("type"), res.get("props")
         props = props if isinstance(props, Mapping) else {}
+        at = str(res.get("path") or res.get("name") or typ)
         rid = _str(res, "id") or _str(props, "id")
         if typ == POLICY_TYPE and rid:
-            policies[rid] = _policy(rid, props, inline=False)
+            policy = _policy(rid, props, at, inline=False)
+            if rid in policies:  # two resources claim one id: neither can be trusted to be the deployed one
+                twice = f"two policies in the state have id {rid!r}"
+                policy = replace(policy, unreadable=(*policy.unreadable, twice))
+                policies[rid] = replace(policies[rid], unreadable=(*policies[rid].unreadable, twice))
+            policies.setdefault(rid, policy)
         elif typ == APP_TYPE:
             name = _str(props, "name") or _str(res, "name") or rid or "?"
             uid = (rid or _str(props, "uid") or "").lower() or None
-            named[name] = named.get(name, 0) + 1
-            if named[name] > 1:
-                name = _disambiguate(apps, app_props, name, uid, named[name])
-            saas = _get(props, "saasApp", "saas_app")
-            apps[name] = App(
-                name=name,
-                type=_str(props, "type") or "self_hosted",
-                uid=uid,
-                aud=_str(props, "aud"),
-                domain=_str(props, "domain"),
-                client_id=_str(saas, "clientId", "client_id") if isinstance(saas, Mapping) else None,
-                managed=True,
-            )
-            app_props[name] = props
+            app_rows.append((name, uid, props, at))
 
+    keys, shared = _unique_names([(name, uid) for name, uid, _, _ in app_rows])
+    apps: dict[str, App] = {}
     attachments: dict[str, tuple[tuple[str, int], ...]] = {}
-    for name, props in app_props.items():
-        attached: list[tuple[str, int]] = []
-        listed = _get(props, "policies")
-        for i, entry in enumerate(listed if isinstance(listed, list) else ()):
-            if not isinstance(entry, Mapping):
-                continue
-            pid = _str(entry, "id")
-            precedence = _precedence(entry.get("precedence"), i + 1)
-            if pid and pid in policies:
-                attached.append((pid, precedence))
-            elif _get(entry, "decision") or _get(entry, "includes", "include"):
-                pid = pid or f"inline:{name}:{i}"
-                policies[pid] = _policy(pid, entry, inline=True)
-                attached.append((pid, precedence))
-            elif pid:
-                attached.append((pid, precedence))  # a policy outside this state: it grants nothing we can see
-        attachments[name] = tuple(sorted(attached, key=lambda a: a[1]))
+    for key, (_, uid, props, at) in zip(keys, app_rows):
+        problems: list[str] = []
+        typ = _text(props, at, ("type",), problems, required=True)
+        if uid is None:
+            problems.append(f"{at}: the app's `id` (its uid) is missing or secret")
+        saas = _get(props, "saasApp", "saas_app")
+        attachments[key] = _attachments(key, props, at, policies, problems)
+        apps[key] = App(
+            name=key,
+            # No type, no trust: only a declared self-hosted app may grant, so an app whose type the state does
+            # not give (missing, secret, not a string) neither receives nor sends.
+            type=typ or UNKNOWN_TYPE,
+            uid=uid,
+            aud=_str(props, "aud"),
+            domain=_str(props, "domain"),
+            client_id=_str(saas, "clientId", "client_id") if isinstance(saas, Mapping) else None,
+            managed=True,
+            unreadable=tuple(problems),
+        )
 
-    by_uid = {a.uid: name for name, a in apps.items() if a.uid}
+    by_uid: dict[str, list[str]] = {}
+    for name, app in apps.items():
+        if app.uid:
+            by_uid.setdefault(app.uid, []).append(name)
     for extra in known_apps:
-        same = apps.get(by_uid.get(extra.uid, "")) if extra.uid else None
-        if same is not None:
+        same = by_uid.get(extra.uid or "", [])
+        if len(same) == 1:
             # The same app as a resource: only fill what the resource hides (e.g. a saasApp kept secret whole).
-            apps[same.name] = replace(same, aud=same.aud or extra.aud, client_id=same.client_id or extra.client_id,
-                                      domain=same.domain or extra.domain)
-        elif extra.name not in apps and not extra.managed:
+            app = apps[same[0]]
+            apps[app.name] = replace(app, aud=app.aud or extra.aud, client_id=app.client_id or extra.client_id,
+                                     domain=app.domain or extra.domain)
+        elif not same and extra.name not in apps and not extra.managed:
             apps[extra.name] = extra
     links, unknown = links_from_policies(apps.values(), policies, attachments)
     return TrustGraph(apps.values(), links, policies=policies, attachments=attachments,
-                      team_domain=team_domain, unknown_uids=unknown)
+                      team_domain=team_domain, unknown_uids=unknown, shared_names=shared)
 
 
-def _apps_output(apps: Any, *, managed_default: bool) -> list[App]:
+def _apps_output(apps: Any, at: str, *, managed_default: bool) -> list[App]:
     out: list[App] = []
     if not isinstance(apps, Mapping):
         return out
     for name, entry in apps.items():
-        if not isinstance(entry, Mapping):
-            continue
+        here = f"{at}.{name}"
+        problems: list[str] = []
+        if is_secret(entry):
+            problems.append(f"{here} is a secret")
+            entry = {}
+        elif not isinstance(entry, Mapping):
+            raise StateError(f"{here} is {_kind(entry)}; expected an object {{type, uid, aud, ...}}")
         uid = _str(entry, "uid")
+        typ = _text(entry, here, ("type",), problems, required=True)
         out.append(App(
             name=str(name),
             # No type, no trust: only a declared self-hosted app may grant, so an app whose type the outputs do
             # not give neither receives nor sends (the program always exports it; hand-made files may not).
-            type=_str(entry, "type") or UNKNOWN_TYPE,
+            type=typ or UNKNOWN_TYPE,
             uid=uid.lower() if uid else None,
             aud=_str(entry, "aud"),
             domain=_str(entry, "domain"),
             client_id=_str(entry, "client_id", "clientId"),
             managed=entry["managed"] if isinstance(entry.get("managed"), bool) else managed_default,
+            unreadable=tuple(problems),
         ))
     return out
 
 
+def _props_of(res: Mapping[str, Any], at: str) -> tuple[Mapping[str, Any], str]:
+    """A resource's properties: its outputs (what is deployed), else its inputs; anything else is malformed."""
+    for key in ("outputs", "inputs"):
+        value = res.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, Mapping) or is_secret(value):
+            raise StateError(f"{at}.{key} is {_kind(value)}; a resource's {key} is an object")
+        return value, f"{at}.{key}"
+    return {}, f"{at}.outputs"
+
+
 def graph_from_export(doc: Mapping[str, Any]) -> TrustGraph:
-    """A `pulumi stack export` document (version 3)."""
+    """A `pulumi stack export` document (version 3). Resources pending deletion (`delete: true`, left by a
+    replacement) are not live and are skipped."""
     deployment = doc.get("deployment")
     if not isinstance(deployment, Mapping):
         raise StateError("not a `pulumi stack export` document: it has no `deployment` object")
@@ -203,34 +338,41 @@ def graph_from_export(doc: Mapping[str, Any]) -> TrustGraph:
     rows: list[dict[str, Any]] = []
     team_domain = None
     known: list[App] = []
-    for res in resources:
+    for i, res in enumerate(resources):
+        at = f"deployment.resources[{i}]"
         if not isinstance(res, Mapping):
-            continue
+            raise StateError(f"{at} is {_kind(res)}; a resource is an object")
         typ = res.get("type")
-        props = res.get("outputs") if isinstance(res.get("outputs"), Mapping) else res.get("inputs") or {}
+        if not isinstance(typ, str) or not typ:
+            raise StateError(f"{at}.type is {_kind(typ) if 'type' in res else 'missing'}; every resource has a type")
+        if typ not in (STACK_TYPE, APP_TYPE, POLICY_TYPE) or res.get("delete") is True:
+            continue
+        props, where = _props_of(res, at)
         if typ == STACK_TYPE:
             team_domain = _str(props, "team_domain")
-            known = _apps_output(_get(props, "apps"), managed_default=False)
-        elif typ in (APP_TYPE, POLICY_TYPE):
+            known = _apps_output(_get(props, "apps"), f"{where}.apps", managed_default=False)
+        else:
             name = str(res.get("urn", "")).rsplit("::", 1)[-1]
-            rows.append({"type": typ, "id": res.get("id"), "props": props, "name": name})
+            rows.append({"type": typ, "id": res.get("id"), "props": props, "name": name, "path": where})
     return graph_from_resources(rows, team_domain=team_domain, known_apps=known)
 
 
 def graph_from_outputs(doc: Mapping[str, Any]) -> TrustGraph:
     """`pulumi stack output --json` of a linked-apps program: `team_domain`, `apps`, `links`."""
-    if "apps" not in doc or not isinstance(doc.get("apps"), Mapping):
-        raise StateError("not linked-apps stack outputs: there is no `apps` object (expected team_domain, apps, links)")
-    apps = _apps_output(doc["apps"], managed_default=True)
+    if "apps" not in doc or not isinstance(doc.get("apps"), Mapping) or is_secret(doc.get("apps")):
+        raise StateError("not linked-apps stack outputs: there is no `apps` object (expected team_domain, apps, links)"
+                         + ("; it is a secret: run `pulumi stack output --json --show-secrets`"
+                            if is_secret(doc.get("apps")) else ""))
+    apps = _apps_output(doc["apps"], "apps", managed_default=True)
     by_name = {a.name: a for a in apps}
     sources: dict[str, tuple[str, dict[str, None]]] = {}  # policy id -> (its source's name, uids it names)
     attachments: dict[str, dict[str, None]] = {}  # target -> policy ids, in order (dicts: ordered sets)
     links = doc.get("links") or []
     if not isinstance(links, list):
-        raise StateError("`links` is not a list (expected [{from, to, policy_id}, ...])")
+        raise StateError(f"`links` is not a list (it is {_kind(links)}; expected [{{from, to, policy_id}}, ...])")
     for i, link in enumerate(links):
-        if not isinstance(link, Mapping):
-            continue
+        if not isinstance(link, Mapping) or is_secret(link):
+            raise StateError(f"links[{i}] is {_kind(link)}; expected an object {{from, to, policy_id}}")
         src, dst = by_name.get(str(link.get("from"))), str(link.get("to"))
         if src is None or not src.uid or dst not in by_name:
             raise StateError(f"links[{i}]: {link.get('from')!r} -> {dst!r} names an app that is not in `apps` with a uid")
@@ -246,29 +388,66 @@ def graph_from_outputs(doc: Mapping[str, Any]) -> TrustGraph:
                       team_domain=_str(doc, "team_domain"), unknown_uids=unknown)
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise StateError(f"the key {key[:80]!r} appears twice in one object; which one is deployed is ambiguous")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise StateError(f"{name} is not a JSON number")
+
+
+def parse_state(data: bytes, name: str) -> Mapping[str, Any]:
+    """A state document from bytes: JSON, one object, no duplicate keys; StateError names `name` and the fix."""
+    hint = "give the output of `pulumi stack export` or `pulumi stack output --json`"
+    if len(data) > MAX_STATE_BYTES:
+        raise StateError(f"{name}: larger than {MAX_STATE_BYTES // 2**20} MiB; {hint}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StateError(f"{name}: not UTF-8 text (byte {exc.start}); {hint}") from None
+    try:
+        doc = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise StateError(f"{name}: not JSON (line {exc.lineno}: {exc.msg}); {hint}") from None
+    except RecursionError:
+        raise StateError(f"{name}: nested too deeply to read (no Pulumi state nests so); {hint}") from None
+    except StateError as exc:
+        raise StateError(f"{name}: {exc}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise StateError(f"{name}: not readable JSON ({str(exc)[:120]}); {hint}") from None
+    if not isinstance(doc, Mapping):
+        raise StateError(f"{name}: expected a JSON object from `pulumi stack export` or `pulumi stack output --json`")
+    return doc
+
+
 def read_state(path: Path | str) -> TrustGraph:
     """Read a stack export or a stack output file ('-': standard input), whichever it is; StateError names the
-    file and the fix."""
+    file, the JSON path of what is wrong and the fix. At most MAX_STATE_BYTES are read, so a file that never
+    ends (/dev/zero) is refused, not waited for."""
     stdin = str(path) == "-"
     name = "standard input" if stdin else str(path)
     try:
-        text = sys.stdin.read() if stdin else Path(path).read_text(encoding="utf-8")
+        if stdin:
+            data = sys.stdin.buffer.read(MAX_STATE_BYTES + 1)
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_STATE_BYTES + 1)
     except OSError as exc:
-        raise StateError(f"{name}: cannot be read ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise StateError(f"{name}: not UTF-8 text (byte {exc.start}); give the output of `pulumi stack export` "
-                         "or `pulumi stack output --json`") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StateError(f"{name}: not JSON (line {exc.lineno}: {exc.msg}); give the output of "
-                         "`pulumi stack export` or `pulumi stack output --json`") from None
-    if not isinstance(doc, Mapping):
-        raise StateError(f"{name}: expected a JSON object from `pulumi stack export` or `pulumi stack output --json`")
+        raise StateError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    doc = parse_state(data, name)
     try:
         return graph_from_export(doc) if "deployment" in doc else graph_from_outputs(doc)
     except StateError as exc:
         raise StateError(f"{name}: {exc}") from None
+    except (TypeError, AttributeError, KeyError, ValueError, RecursionError) as exc:
+        # A shape no check above foresaw: the state is unusable as a whole, never a partial grant.
+        raise StateError(f"{name}: a shape this reader does not understand ({type(exc).__name__}); "
+                         "give the unedited output of `pulumi stack export` or `pulumi stack output --json`") from None
 
 
 def read_stack(stack: str, work_dir: Path | str) -> TrustGraph:

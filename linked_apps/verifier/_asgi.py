@@ -12,14 +12,21 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from ._verdict import Verdict
-from ._verifier import NO_TOKEN_REASON, Verifier, token_from_headers
+from ._headers import token_from_header_items
+from ._verifier import Verifier
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_WANTED = (b"cf-access-token", b"authorization")
+MAX_CLOSE_REASON = 123
+"""Bytes a WebSocket close reason may hold (RFC 6455: a control frame's 125 bytes, less the 2-byte code)."""
+
+
+def close_reason(reason: str) -> str:
+    """`reason` cut to fit a WebSocket close frame, in UTF-8 bytes and on a character boundary."""
+    return reason.encode("utf-8")[:MAX_CLOSE_REASON].decode("utf-8", "ignore")
 
 
 class AccessMiddleware:
@@ -42,7 +49,7 @@ class AccessMiddleware:
                               "identity": dict(verdict.identity), "source_app": verdict.source}
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": verdict.reason[:120]})
+            await send({"type": "websocket.close", "code": 1008, "reason": close_reason(verdict.reason)})
         else:
             body = json.dumps({"allowed": False, "reason": verdict.reason}).encode()
             await send({"type": "http.response.start", "status": 403,
@@ -51,18 +58,9 @@ class AccessMiddleware:
             await send({"type": "http.response.body", "body": body})
 
     async def _decide(self, scope: Scope) -> Verdict:
-        found: dict[bytes, list[bytes]] = {}
-        for name, value in scope.get("headers") or ():
-            name = name.lower()
-            if name in _WANTED:
-                found.setdefault(name, []).append(value)
-        for name, values in found.items():
-            if len(values) > 1:
-                return Verdict(False, f"the request carries {len(values)} {name.decode()} headers; send one",
-                               self.target)
-        token = token_from_headers({k.decode("latin-1"): v[0].decode("latin-1") for k, v in found.items()})
+        token, reason = token_from_header_items(scope.get("headers") or ())
         if token is None:
-            return Verdict(False, NO_TOKEN_REASON, self.target)
+            return Verdict(False, reason, self.target)
         verdict = self.verifier.cached(self.target, **token)
         if verdict is None:
             # A cold decision may fetch keys over the network: keep it off the event loop.

@@ -2,6 +2,8 @@
 
 - One fetch in flight: a TTL refresh happens in one thread while the others keep using the current keys; a
   caller that has no usable key waits for the fetch in flight instead of starting another.
+- Every wait is bounded: a fetch ends within `timeout` seconds in all (linked_apps.verifier._http), and a caller
+  waiting for someone else's fetch gives up after `timeout` too, and fails closed.
 - An unknown `kid` triggers a refetch at most once per cooldown, so random `kid`s cannot make us hammer the
   issuer. A failed fetch is retried no sooner than one cooldown later.
 - When fetches fail, the last good set is served up to `max_stale` seconds after it was fetched; then every
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
 
 from ..errors import KeysUnavailable
+from ._http import get
 
 if TYPE_CHECKING:
     import httpx
@@ -32,6 +35,26 @@ MAX_BODY = 256 * 1024
 MIN_RSA_BITS = 2048
 
 Listener = Callable[["KeySet", frozenset[str]], None]
+
+
+def number_problem(name: str, value: Any, low: float, high: float, *, integer: bool = False) -> str | None:
+    """Why an option is not a number in [low, high] (None: it is). NaN and infinity never are."""
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        return f"{name} must be {'an integer' if integer else 'a number'}, not {type(value).__name__}"
+    if not low <= value <= high:  # False for NaN as well
+        return f"{name} must be between {low:g} and {high:g}, not {value!r}"
+    return None
+
+
+OPTION_LIMITS = {"ttl": (1.0, 7 * 86400.0), "cooldown": (0.0, 86400.0), "max_stale": (0.0, 30 * 86400.0),
+                 "timeout": (0.01, 60.0)}
+"""Seconds each KeySet timing option may take."""
+
+
+def check_options(names: Mapping[str, str] | None = None, **options: Any) -> list[str]:
+    """Problems with KeySet timing options (seconds); `names` renames them for messages (the caller's names)."""
+    return [p for key, value in options.items()
+            if (p := number_problem((names or {}).get(key, key), value, *OPTION_LIMITS[key]))]
 
 
 def _b64_int(value: Any) -> int:
@@ -79,6 +102,9 @@ class KeySet:
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        problems = check_options(ttl=ttl, cooldown=cooldown, max_stale=max_stale, timeout=timeout)
+        if problems:
+            raise ValueError("; ".join(problems))
         self.url = url
         self.ttl, self.cooldown, self.max_stale, self.timeout = ttl, cooldown, max_stale, timeout
         self._clock = clock
@@ -118,13 +144,17 @@ class KeySet:
     def key(self, kid: str) -> RSAPublicKey:
         """The key named `kid`, fetching as the rules above allow; KeysUnavailable says why there is none."""
         now = self._clock()
+        waited_out = False
         if self._fetched_at is None or now >= self.good_until:
-            self._refresh(now, wait=not self._keys or now - (self._fetched_at or 0.0) > self.max_stale)
+            waited_out = not self._refresh(now, wait=not self._keys or now - (self._fetched_at or 0.0) > self.max_stale)
         key = self._keys.get(kid)
-        if key is None and self._may_retry(self._clock()):
-            self._refresh(self._clock(), wait=True, unknown_kid=True)
+        if key is None and not waited_out and self._may_retry(self._clock()):
+            waited_out = not self._refresh(self._clock(), wait=True, unknown_kid=True)
             key = self._keys.get(kid)
         now = self._clock()
+        if key is None and waited_out:
+            raise KeysUnavailable(f"a fetch of {self.url} in flight did not finish within {self.timeout:g} s; "
+                                  "failing closed")
         if self._fetched_at is None:
             raise KeysUnavailable(f"no signing keys: fetching {self.url} failed ({self._error or 'not fetched'})")
         if now - self._fetched_at > self.max_stale:
@@ -141,27 +171,33 @@ class KeySet:
     def _may_retry(self, now: float) -> bool:
         return self._attempted_at is None or now - self._attempted_at >= self.cooldown
 
-    def _refresh(self, now: float, *, wait: bool, unknown_kid: bool = False) -> None:
-        """Fetch unless another thread is already fetching (then wait for it only if `wait`)."""
+    def _refresh(self, now: float, *, wait: bool, unknown_kid: bool = False) -> bool:
+        """Fetch unless another thread is already fetching (then wait for it only if `wait`, and at most one
+        fetch's deadline). False when we waited and the fetch in flight did not finish in time."""
         seen = self._completed
-        if not self._lock.acquire(blocking=wait):
-            return
+        if not self._lock.acquire(timeout=self.timeout if wait else 0):
+            return not wait
         try:
             if self._completed != seen:
-                return  # a fetch finished while we waited: use its result
+                return True  # a fetch finished while we waited: use its result
             if unknown_kid or self._error is not None:
                 if not self._may_retry(now):
-                    return
+                    return True
             elif self._fetched_at is not None and now < self.good_until:
-                return
+                return True
             self._fetch()
+            return True
         finally:
             self._lock.release()
 
     def refresh(self) -> bool:
         """Fetch now (one in flight), ignoring TTL and cooldown; True when the fetch succeeded."""
-        with self._lock:
+        if not self._lock.acquire(timeout=self.timeout):
+            return False
+        try:
             self._fetch()
+        finally:
+            self._lock.release()
         return self._error is None
 
     def _fetch(self) -> None:
@@ -186,42 +222,15 @@ class KeySet:
     def _get(self) -> Any:
         import json
 
-        client = self._client or shared_client()
-        with client.stream("GET", self.url, timeout=self.timeout, follow_redirects=False,
-                           headers={"accept": "application/json"}) as response:
-            if response.status_code != 200:
-                raise ValueError(f"HTTP {response.status_code}")
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_BODY:
-                    raise ValueError(f"the response is larger than {MAX_BODY} bytes")
+        status, body = get(self.url, timeout=self.timeout, max_body=MAX_BODY, client=self._client,
+                           headers={"accept": "application/json"})
+        if status != 200:
+            raise ValueError(f"HTTP {status}")
         try:
-            return json.loads(bytes(body))
-        except ValueError:
+            return json.loads(body)
+        except (ValueError, RecursionError):
             raise ValueError("the response is not JSON") from None
 
 
 def _describe(exc: BaseException) -> str:
-    import httpx
-
-    if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
-    if isinstance(exc, httpx.ConnectError):
-        return "cannot connect"
-    return str(exc) or type(exc).__name__
-
-
-_CLIENT: httpx.Client | None = None
-_CLIENT_LOCK = threading.Lock()
-
-
-def shared_client() -> httpx.Client:
-    """One pooled client per process, created on first use (the CLI never pays for it before a fetch)."""
-    global _CLIENT
-    with _CLIENT_LOCK:
-        if _CLIENT is None:
-            import httpx
-
-            _CLIENT = httpx.Client()
-        return _CLIENT
+    return str(exc)[:200] or type(exc).__name__

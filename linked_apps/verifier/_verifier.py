@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from ..errors import ConfigError, TokenRejected, UnknownAppError
 from ..model.graph import App, TrustGraph
@@ -14,7 +12,10 @@ from ..model.rules import check_team_domain
 from . import _claims, _jws
 from ._cache import DEFAULT_SIZE, Entry, TokenCache
 from ._decide import BEARER, CF_ACCESS_TOKEN, Grant, grant, saas_source, sender_problem, sources_by_aud
-from ._keys import DEFAULT_COOLDOWN, DEFAULT_MAX_STALE, DEFAULT_TIMEOUT, DEFAULT_TTL, KeySet
+from ._headers import token_from_header_items
+from ._http import is_loopback
+from ._keys import (DEFAULT_COOLDOWN, DEFAULT_MAX_STALE, DEFAULT_TIMEOUT, DEFAULT_TTL, KeySet, check_options,
+                    number_problem)
 from ._userinfo import LABEL
 from ._verdict import Verdict, identity_of
 
@@ -26,22 +27,10 @@ OPAQUE_REASON = ("opaque bearer token: it is not a JWT, so it cannot be verified
                  "online_userinfo=True, --online-userinfo)")
 
 
-NO_TOKEN_REASON = ("no linked-app token: send Cf-Access-Token (from a self-hosted app) or Authorization: Bearer "
-                   "(from a SaaS app)")
-
-
 _MAX_VERIFIED_HEADERS = 64
-
-
-def token_from_headers(headers: Mapping[str, str]) -> dict[str, str] | None:
-    """`{"cf_access_token": ...}` or `{"bearer": ...}` from lower-case request headers; None when neither."""
-    token = headers.get("cf-access-token")
-    if token is not None:
-        return {"cf_access_token": token.strip()}
-    scheme, _, credentials = (headers.get("authorization") or "").strip().partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return {"bearer": credentials.strip()}
-    return None
+_OPTION_NAMES = {"ttl": "key_ttl", "cooldown": "key_cooldown", "max_stale": "key_max_stale", "timeout": "fetch_timeout"}
+MAX_LEEWAY = 300.0
+"""Seconds of clock skew the verifier may be told to allow, at most (the default is 30)."""
 
 
 def _is_opaque(token: str) -> bool:
@@ -51,13 +40,7 @@ def _is_opaque(token: str) -> bool:
 
 def _is_loopback_http(url: str) -> bool:
     """`http://` to this machine itself (a local mirror, tests): nothing on the network can answer it."""
-    if not url.startswith("http://"):
-        return False
-    host = urlsplit(url).hostname or ""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return url.startswith("http://") and is_loopback(url)
 
 
 def _team_host(team_domain: str) -> str:
@@ -91,6 +74,12 @@ class Verifier:
         fetch_timeout: float = DEFAULT_TIMEOUT,
         online_userinfo: bool = False,
     ) -> None:
+        problems = [p for p in (number_problem("leeway", leeway, 0.0, MAX_LEEWAY),
+                                number_problem("cache_size", cache_size, 0, 10_000_000, integer=True)) if p]
+        problems += check_options(_OPTION_NAMES, ttl=key_ttl, cooldown=key_cooldown, max_stale=key_max_stale,
+                                  timeout=fetch_timeout)
+        if problems:
+            raise ConfigError(problems, "verifier config")
         team = team_domain or graph.team_domain
         if not team:
             raise ConfigError(["the state has no `team_domain` output; give the team domain (--team-domain "
@@ -153,10 +142,14 @@ class Verifier:
         except Exception as exc:  # noqa: BLE001 - fail closed, never let a request through on a bug
             return Verdict(False, f"internal error while verifying ({type(exc).__name__}); failing closed")
 
-    def decide_headers(self, to: str, headers: Mapping[str, str]) -> Verdict:
-        """Decide from request headers (lower-case names): Cf-Access-Token first, else Authorization: Bearer."""
-        token = token_from_headers(headers)
-        return self.decide(to, **token) if token else Verdict(False, NO_TOKEN_REASON, flow=None)
+    def decide_headers(self, to: str, headers: Mapping[Any, Any]) -> Verdict:
+        """Decide from request headers: Cf-Access-Token first, else Authorization: Bearer. Names in any case;
+        values `str`, `bytes` or a list of them; a repeated token header is refused. Never raises."""
+        try:
+            token, reason = token_from_header_items(headers.items())
+        except Exception as exc:  # noqa: BLE001 - a mapping that cannot be read is a deny, not a crash
+            return Verdict(False, f"the headers cannot be read ({type(exc).__name__}); failing closed")
+        return self.decide(to, **token) if token else Verdict(False, reason, flow=None)
 
     def cached(self, to: str, *, cf_access_token: str | None = None, bearer: str | None = None) -> Verdict | None:
         """The cached verdict for a repeated token, or None (never fetches, never verifies)."""
@@ -242,11 +235,10 @@ class Verifier:
                      tuple(a.name for a in apps))
 
     def _ask_userinfo(self, token: str, target: App) -> Entry:
-        from ._keys import shared_client
         from ._userinfo import USERINFO_TTL, ask, candidates
 
-        app, claims = ask(token, candidates(self.graph, target), self.access_url,
-                          self._client or shared_client(), self._fetch_timeout)
+        app, claims = ask(token, candidates(self.graph, target), self.access_url, self._client,
+                          self._fetch_timeout)
         return Entry(self._clock() + USERINFO_TTL, None, "", claims, (app.name,), online=True)
 
     def _verdict(self, target: App, entry: Entry, flow: str) -> Verdict:
