@@ -8,6 +8,7 @@ so it takes a while; it is one test, run once per suite.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -26,9 +27,16 @@ def _run(*args: Any, **kw: Any) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Built from a copy: setuptools writes build/ and *.egg-info next to the sources, and two test workers
+    # building in one tree at once would trip over each other.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(PROJECT_ROOT / name, source / name)
+    shutil.copytree(PROJECT_ROOT / "linked_apps", source / "linked_apps",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "--disable-pip-version-check",
-                 "-w", out, PROJECT_ROOT)
+                 "-w", out, source)
     assert built.returncode == 0, built.stderr
     [path] = out.glob("linked_apps-*.whl")
     return path

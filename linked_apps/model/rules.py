@@ -95,16 +95,19 @@ def redirect_uri_problem(uris: Sequence[str], field: str = "redirectUris") -> st
     return None
 
 
-def is_loopback_http(url: str) -> bool:
-    """`http://` to this machine itself (a local mirror, tests): nothing on the network can answer it, so it is
-    the one place plain http may fetch keys or account data."""
-    if not url.startswith("http://"):
-        return False
+def is_loopback(url: str) -> bool:
+    """The URL's host is this machine (localhost, 127.0.0.0/8, ::1): no proxy may stand in for it."""
     host = urlsplit(url).hostname or ""
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_http(url: str) -> bool:
+    """`http://` to this machine itself (a local mirror, tests): nothing on the network can answer it, so it is
+    the one place plain http may fetch keys or account data."""
+    return url.startswith("http://") and is_loopback(url)
 
 
 def linked_policy_name(source: str) -> str:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from ..errors import StateError
 from ..model.graph import TrustGraph
-from ..model.rules import is_loopback_http
+from ..model.rules import is_loopback, is_loopback_http
 from ._pulumi import APP_TYPE, POLICY_TYPE, graph_from_resources
 
 SOURCE_PREFIX = "cloudflare:"
@@ -95,7 +95,7 @@ def fetch_account(source: str, *, api_url: str | None = None,
     transport = _CappedTransport(deadline)
     http = httpx.Client(transport=transport, timeout=httpx.Timeout(30.0, connect=5.0),
                         # A loopback mirror is this machine: a proxy from the environment must not answer for it.
-                        trust_env=api_url is None or not is_loopback_http(api_url),
+                        trust_env=api_url is None or not is_loopback(api_url),
                         follow_redirects=False)
     client = cloudflare.Cloudflare(api_token=token, base_url=api_url, http_client=http, max_retries=2)
     try:

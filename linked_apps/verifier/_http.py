@@ -15,13 +15,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 import zlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+
+from ..model.rules import is_loopback
 
 if TYPE_CHECKING:
     import httpx
@@ -36,15 +36,6 @@ _CLIENTS_LOCK = threading.Lock()
 
 class FetchFailed(Exception):
     """The fetch gave no usable answer; the message says why, for a deny reason."""
-
-
-def is_loopback(url: str) -> bool:
-    """The URL's host is this machine (localhost, 127.0.0.0/8, ::1)."""
-    host = urlsplit(url).hostname or ""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def client_for(url: str) -> httpx.Client:

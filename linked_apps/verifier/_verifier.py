@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, TokenRejected, UnknownAppError
 from ..model.graph import App, TrustGraph
-from ..model.rules import check_team_domain
+from ..model.rules import check_team_domain, is_loopback_http
 from . import _claims, _jws
 from ._cache import DEFAULT_SIZE, Entry, TokenCache
 from ._decide import BEARER, CF_ACCESS_TOKEN, Grant, grant, saas_source, sender_problem, sources_by_aud
 from ._headers import token_from_header_items
-from ._http import is_loopback
 from ._keys import (DEFAULT_COOLDOWN, DEFAULT_MAX_STALE, DEFAULT_TIMEOUT, DEFAULT_TTL, KeySet, check_options,
                     number_problem)
 from ._userinfo import LABEL
@@ -36,11 +35,6 @@ MAX_LEEWAY = 300.0
 def _is_opaque(token: str) -> bool:
     """Not shaped like a JWS (and not merely too long to be one)."""
     return len(token) <= _jws.MAX_TOKEN_LENGTH and not _jws.looks_like_jws(token)
-
-
-def _is_loopback_http(url: str) -> bool:
-    """`http://` to this machine itself (a local mirror, tests): nothing on the network can answer it."""
-    return url.startswith("http://") and is_loopback(url)
 
 
 def _team_host(team_domain: str) -> str:
@@ -88,7 +82,7 @@ class Verifier:
         self.issuer = f"https://{_team_host(team)}"
         self._saas_issuer_prefix = f"{self.issuer}/cdn-cgi/access/sso/oidc/"
         base = (access_url or self.issuer).rstrip("/")
-        if not base.startswith("https://") and not _is_loopback_http(base):
+        if not base.startswith("https://") and not is_loopback_http(base):
             # Whoever answers a plain-http key fetch could hand us their own keys and mint any token.
             raise ConfigError([f"access URL {access_url!r} must start with https:// (or http:// on this machine: "
                                "localhost, 127.0.0.1, [::1])"], "verifier config")
