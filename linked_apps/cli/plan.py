@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..model.rules import token_header
-from ..review.render import markdown_cell, markdown_code
+from ..review.render import markdown_code
 from ._common import load_desired, stack_options
 
 if TYPE_CHECKING:
@@ -54,10 +54,10 @@ def render_markdown(p: Plan) -> str:
     for link in p.topology.links:
         src = apps.get(link.source)
         out.append(f"| {markdown_code(link.source)} | {markdown_code(link.target)} | "
-                   f"{markdown_code(token_header(src.type if src else None))} | {markdown_cell(link.description or '')} |")
+                   f"{markdown_code(token_header(src.type if src else None))} | {markdown_code(' '.join(link.description.split())) if link.description else ''} |")
     if p.violations:
         out += ["", "| rule | message |", "| --- | --- |"]
-        out += [f"| {markdown_code(v.rule)} | {markdown_cell(v.message)} |" for v in p.violations]
+        out += [f"| {markdown_code(v.rule)} | {markdown_code(v.message)} |" for v in p.violations]
     return "\n".join(out)
 
 

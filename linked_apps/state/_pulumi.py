@@ -188,6 +188,8 @@ def _apps_output(apps: Any, *, managed_default: bool) -> list[App]:
             domain=_str(entry, "domain"),
             client_id=_str(entry, "client_id", "clientId"),
             managed=entry["managed"] if isinstance(entry.get("managed"), bool) else managed_default,
+            lookup=_str(entry, "lookup"),
+            stack=_str(entry, "stack"),
         ))
     return out
 
