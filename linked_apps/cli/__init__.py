@@ -35,6 +35,23 @@ class _LazyGroup(click.Group):
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Exit 1 means "no" (trust changed, rule broken, token denied), so a crash must never exit 1: anything
+        a command did not handle becomes one line and exit 2."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            from ..errors import LinkedAppsError
+            from ._common import fail
+
+            if isinstance(exc, LinkedAppsError):
+                fail(str(exc))
+            detail = " ".join(str(exc).split())[:300]
+            fail(f"internal error ({type(exc).__name__}: {detail}); nothing was changed. Please report it with "
+                 "the command that caused it")
+
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="linked-apps", prog_name="linked-apps")

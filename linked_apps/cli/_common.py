@@ -17,8 +17,11 @@ if TYPE_CHECKING:
     from ..review.plan import Plan
 
 def fail(message: str) -> NoReturn:
-    """Report unusable input and exit 2, never with a traceback."""
-    click.echo(f"linked-apps: {message}", err=True)
+    """Report unusable input and exit 2, never with a traceback. Messages quote hostile input (names, paths,
+    file contents): `printable` keeps control characters and bidi overrides out of the terminal."""
+    from ..model.rules import printable
+
+    click.echo("\n".join(printable(line) for line in f"linked-apps: {message}".split("\n")), err=True)
     sys.exit(2)
 
 

@@ -15,19 +15,22 @@ from ._common import fail, load_state, load_topology, stack_options
 
 @click.command("diff")
 @stack_options
-@click.option("--against", "against", required=True, metavar="STATE",
+@click.option("--state", "--against", "against", required=True, metavar="FILE",
               help="Deployed state: a `pulumi stack export` or `pulumi stack output --json` file ('-' reads stdin).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "mermaid", "dot"]), default="text",
               show_default=True,
               help="text for people; json for scripts (added, removed, unchanged, apps_added, apps_removed, "
-                   "violations); markdown for a PR comment; mermaid or dot for the picture alone.")
+                   "apps_changed, violations); markdown for a PR comment (at most 65,000 characters); mermaid or "
+                   "dot for the picture alone.")
 @click.option("--exit-code", is_flag=True,
-              help="Exit 1 when trust changes (a link or an app is added or removed), like `git diff --exit-code`.")
+              help="Exit 1 when trust changes (a link or an app is added or removed, or a name now stands for "
+                   "another app), like `git diff --exit-code`.")
 def diff_command(stack: str | None, config: Path | None, project_dir: Path | None, against: str, fmt: str,
                  exit_code: bool) -> None:
     """Show which app gains or loses the right to call which: the plan of a stack against deployed state.
 
-    Apps are matched by their Cloudflare name. The plan's rule violations are reported, not fatal.
+    Apps are matched by their Cloudflare name, then compared by identity (uid, lookup, stack reference,
+    managed-ness, type). The plan's rule violations are reported, not fatal.
     Exit 0; with --exit-code 1 when trust changes; 2 when an input cannot be read.
     """
     deployed = load_state(against)

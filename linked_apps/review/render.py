@@ -268,9 +268,10 @@ class _Table:
         if not self.rows:
             return []
         columns = self.header.count("|") - 1
-        out = ["", *self.intro, self.header, "|" + " --- |" * columns, *self.rows[:kept]]
+        out = ["", *self.intro, *([self.header, "|" + " --- |" * columns, *self.rows[:kept]] if kept else [])]
         if kept < len(self.rows):
-            out += ["", f"**{len(self.rows) - kept} more {self.what} not shown here** (see the note above)."]
+            out += [*([""] if kept else []),
+                    f"**{len(self.rows) - kept} {'more ' if kept else ''}{self.what} not shown here** (see the note above)."]
         return out
 
 
