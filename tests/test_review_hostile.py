@@ -291,3 +291,43 @@ def test_a_lone_surrogate_in_deployed_state_is_shown_not_crashed_on(tmp_path: Pa
         assert result.exit_code == 1, (fmt, result.output)  # an app removed: a trust change, not a crash
         shown = {"dot": "old\\\\ud800app", "mermaid": "old#92;ud800app"}.get(fmt, "old\\ud800app")
         assert shown in result.output, fmt
+
+
+def test_crm_behind_another_name_is_refused(tmp_path: Path) -> None:
+    """The issue's case: `hr-portal` becomes the CRM's uid, so "CRM stays out of finance" would pass by name."""
+    config = dev_config()
+    config["linked-apps:apps"]["hr-portal"] = {"type": "self_hosted", "uid": "7c9e6679-7425-40de-944b-e07fc1f90ae7"}
+    result = run("diff", "--config", str(write_config(tmp_path, config)), "--state", str(EXAMPLE_STATE))
+    assert result.exit_code == 2
+    assert "apps 'hr-portal' and 'legacy-crm' are one Cloudflare app (the same uid" in result.output
+
+
+def test_assertions_are_judged_on_identities_the_deployed_state_resolves(tmp_path: Path) -> None:
+    # `pulumi stack output --json` of this project's program (components/program.py `_export`): `crm` is managed
+    # here and deployed with a uid; the pull request adds `helper`, an existing app named by that same uid.
+    crm_uid = "91d6bf95-b044-52ea-b4b9-cda522c73d32"
+    state = tmp_path / "outputs.json"
+    state.write_text(json.dumps({
+        "team_domain": "acme.cloudflareaccess.com",
+        "apps": {"crm": {"type": "self_hosted", "managed": True, "uid": crm_uid, "domain": "crm.acme.com"},
+                 "payroll": {"type": "self_hosted", "managed": True, "uid": "078c42b2-4b2d-5359-a3fd-376b142aa647",
+                             "domain": "payroll.acme.com"}},
+        "links": []}))
+    config = {"linked-apps:accountId": "0123456789abcdef0123456789abcdef",
+              "linked-apps:teamDomain": "acme.cloudflareaccess.com",
+              "linked-apps:apps": {"crm": {"type": "self_hosted", "domain": "crm.acme.com"},
+                                   "payroll": {"type": "self_hosted", "domain": "payroll.acme.com"},
+                                   "helper": {"type": "self_hosted", "uid": crm_uid}},
+              "linked-apps:links": [{"from": "helper", "to": "payroll"}],
+              "linked-apps:assertions": [{"name": "CRM stays out of finance", "from": "crm",
+                                          "never_reaches": ["payroll"]}]}
+    path = write_config(tmp_path, config)
+    result = run("diff", "--config", str(path), "--state", str(state), "--format", "json")
+    assert result.exit_code == 0, result.output
+    rules = {v["rule"]: v for v in json.loads(result.output)["violations"]}
+    assert set(rules) == {"same-app", "assertion"}
+    assert rules["same-app"]["apps"] == ["crm", "helper"]
+    assert "CRM stays out of finance" in rules["assertion"]["message"]
+    # Without the deployed uid the two names are not known to be one app: the assertion holds by name.
+    bare = run("check", "--config", str(path))
+    assert "CRM stays out of finance" not in bare.output

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import LinkedAppsError
-from ..review.diff import diff_trust
+from ..review.diff import diff_trust, resolve_identities
 from ..review.render import Drawing, diff_markdown, diff_text, dot, mermaid
 from ._common import fail, load_state, load_topology, stack_options
 
@@ -37,11 +37,16 @@ def diff_command(stack: str | None, config: Path | None, project_dir: Path | Non
     # The desired trust and its violations come from the topology, exactly as the program's own check computes
     # them; running the program under mocks (and importing pulumi_cloudflare) would add 1.5 s and nothing else.
     topology, _ = load_topology(stack, config, project_dir)
+    desired = topology.trust_graph()
+    # Assertions are judged on identities as deployed state resolves them, too: a name that turns out to be
+    # another app's uid cannot slip a link past an assertion about that app.
+    resolved, same_app = resolve_identities(desired, deployed)
     try:
-        violations = topology.violations()
+        violations = topology.violations() + same_app
+        violations += [v for v in topology.assertion_violations(resolved) if v not in violations]
     except LinkedAppsError as exc:
         fail(str(exc))
-    result = diff_trust(topology.trust_graph(), deployed, violations)
+    result = diff_trust(desired, deployed, violations)
     desired_label = f"stack {stack}" if stack else str(config)
     if fmt == "json":
         click.echo(json.dumps(result.as_dict(), indent=2))

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..model.graph import App, TrustGraph
-from ..model.rules import Violation
+from ..model.graph import App, Link, TrustGraph
+from ..model.rules import Violation, shown
 
 Edge = tuple[str, str]
 """`(source, target)`: source may call target on behalf of its user."""
@@ -125,3 +125,37 @@ def diff_trust(desired: TrustGraph, deployed: TrustGraph, violations: Sequence[V
         apps_changed=tuple(c for n in sorted(desired.apps.keys() & deployed_apps.keys())
                            for c in app_changes(desired.apps[n], deployed_apps[n])),
     )
+
+
+def resolve_identities(desired: TrustGraph, deployed: TrustGraph) -> tuple[TrustGraph, list[Violation]]:
+    """The desired graph with identities the deployed side resolves, for judging assertions by identity.
+
+    An app managed here that is already deployed keeps its deployed uid. Two desired apps that so turn out to share
+    a uid are one Cloudflare app under two names (e.g. `crm` managed here, and `hr-portal: {uid: <crm's uid>}`): a
+    `same-app` violation names both, and in the returned graph each one's links are the links of every name it has,
+    so an assertion about `crm` sees what `hr-portal` is given.
+    """
+    names_of: dict[str, list[str]] = {}
+    for app in desired.apps.values():
+        before = deployed.apps.get(app.name)
+        uid = app.uid or (before.uid if app.managed and before is not None and before.managed else None)
+        if uid:
+            names_of.setdefault(uid, []).append(app.name)
+    aliases: dict[str, list[str]] = {}
+    violations = []
+    for uid, names in sorted(names_of.items()):
+        if len(names) > 1:
+            for name in names:
+                aliases[name] = names
+            violations.append(Violation(
+                "same-app",
+                f"apps {' and '.join(shown(n) for n in names)} are one Cloudflare app (uid {uid}, as deployed): trust "
+                "given to one is given to the other; declare the app once",
+                tuple(names)))
+    if not aliases:
+        return desired, violations
+    links = {(a, b): link for link in desired.links
+             for a in aliases.get(link.source, [link.source]) for b in aliases.get(link.target, [link.target])}
+    return TrustGraph(desired.apps.values(), [Link(a, b, l.policy_id, l.policy_name, l.description)
+                                              for (a, b), l in links.items()],
+                      team_domain=desired.team_domain), violations
