@@ -331,3 +331,17 @@ def test_assertions_are_judged_on_identities_the_deployed_state_resolves(tmp_pat
     # Without the deployed uid the two names are not known to be one app: the assertion holds by name.
     bare = run("check", "--config", str(path))
     assert "CRM stays out of finance" not in bare.output
+
+
+def test_questions_print_hostile_state_names_escaped(tmp_path: Path) -> None:
+    # `pulumi stack output --json` shape (components/program.py `_export`), hand-edited as a hostile file could be.
+    hostile = "crm\u202e\x1b[2Jevil"
+    state = tmp_path / "outputs.json"
+    state.write_text(json.dumps({
+        "team_domain": "acme.cloudflareaccess.com",
+        "apps": {"docs-api": {"type": "self_hosted", "managed": True, "uid": "8680cdd6-daef-5acf-91f6-d0f9d58bf47a"},
+                 hostile: {"type": "self_hosted", "managed": False, "uid": "7c9e6679-7425-40de-944b-e07fc1f90ae7"}},
+        "links": [{"from": hostile, "to": "docs-api", "policy_id": "0b6c7a2e-9f1d-4c3b-8e5a-6d7f8a9b0c1d"}]}))
+    result = run("who-calls", "docs-api", "--state", str(state))
+    assert result.exit_code == 0, result.output
+    assert "crm\\u202e\\u001b[2Jevil" in result.output and "\x1b" not in result.output and "\u202e" not in result.output

@@ -10,7 +10,7 @@ import click
 
 from ..model.rules import token_header
 from ..review.render import markdown_code
-from ._common import load_desired, stack_options
+from ._common import echo, load_desired, stack_options
 
 if TYPE_CHECKING:
     from ..review.plan import Plan
@@ -77,5 +77,5 @@ def plan_command(stack: str | None, config: Path | None, project_dir: Path | Non
     elif fmt == "markdown":
         click.echo(render_markdown(result))
     else:
-        click.echo(render_text(result))
+        echo(render_text(result))
     raise SystemExit(1 if result.violations else 0)

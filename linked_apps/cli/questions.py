@@ -15,7 +15,7 @@ import click
 from ..errors import LinkedAppsError
 from ..model.graph import Link, TrustGraph
 from ..model.paths import Explanation, Reach, callers, explain, reach, render_path
-from ._common import fail, load_state, load_topology, stack_options
+from ._common import echo, fail, load_state, load_topology, stack_options
 
 
 def load_graph(
@@ -91,10 +91,10 @@ def reach_command(app: str, stack: str | None, config: Path | None, project_dir:
         click.echo(json.dumps({"app": found.origin, "reaches": _entries(found)}, indent=2))
         return
     if not found:
-        click.echo(f"{found.origin}'s user identity reaches no other app ({label}): no app trusts it.")
+        echo(f"{found.origin}'s user identity reaches no other app ({label}): no app trusts it.")
         return
-    click.echo(f"{found.origin}'s user identity reaches {len(found)} app{'s' if len(found) != 1 else ''} ({label}):")
-    click.echo("\n".join(_table(found)))
+    echo(f"{found.origin}'s user identity reaches {len(found)} app{'s' if len(found) != 1 else ''} ({label}):")
+    echo("\n".join(_table(found)))
 
 
 @click.command("who-calls")
@@ -113,12 +113,12 @@ def who_calls_command(app: str, stack: str | None, config: Path | None, project_
         click.echo(json.dumps({"app": found.origin, "callers": _entries(found)}, indent=2))
         return
     if not found:
-        click.echo(f"no app calls {found.origin} ({label}): no policy on it admits a linked app token.")
+        echo(f"no app calls {found.origin} ({label}): no policy on it admits a linked app token.")
         return
     direct = sum(1 for a in found if found.hops[a] == 1)
-    click.echo(f"{len(found)} app{'s' if len(found) != 1 else ''} can reach {found.origin}, {direct} directly "
+    echo(f"{len(found)} app{'s' if len(found) != 1 else ''} can reach {found.origin}, {direct} directly "
                f"({label}):")
-    click.echo("\n".join(_table(found, policy_into_origin=True)))
+    echo("\n".join(_table(found, policy_into_origin=True)))
 
 
 def render_explanation(ex: Explanation, label: str) -> str:
@@ -161,5 +161,5 @@ def explain_command(source: str, target: str, stack: str | None, config: Path | 
     """
     graph, label = load_graph(stack, config, project_dir, state)
     ex: Explanation = _ask(explain, graph, source, target)
-    click.echo(json.dumps(ex.as_dict(), indent=2) if fmt == "json" else render_explanation(ex, label))
+    echo(json.dumps(ex.as_dict(), indent=2) if fmt == "json" else render_explanation(ex, label))
     raise SystemExit(0 if ex.reachable else 1)

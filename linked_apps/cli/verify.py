@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ._common import fail
+from ._common import echo, fail
 
 
 def _token(value: str | None, what: str) -> str | None:
@@ -84,7 +84,7 @@ def verify_command(state_file: str | None, stack: str | None, project_dir: Path 
         click.echo(json.dumps(verdict.as_dict()))
     elif verdict.allowed:
         who = ", ".join(f"{k}={v}" for k, v in verdict.identity.items()) or "no identity claims"
-        click.echo(f"allowed: {verdict.source} -> {verdict.target} as {who}\n  {verdict.reason}")
+        echo(f"allowed: {verdict.source} -> {verdict.target} as {who}\n  {verdict.reason}")
     else:
-        click.echo(f"denied: {verdict.reason}")
+        echo(f"denied: {verdict.reason}")
     raise SystemExit(0 if verdict.allowed else 1)
