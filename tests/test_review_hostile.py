@@ -228,7 +228,8 @@ def test_the_same_identities_are_no_change() -> None:
 LOOK_ALIKES = [
     ("hr-portal\u200b", "U+200B (ZERO WIDTH SPACE)"),
     ("hr-portal\u202e", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
-    ("hr-portal\r", "must be non-empty with no surrounding spaces"),
+    ("hr-portal\r", "U+000D, a control character"),
+    ("hr-portal ", "must be non-empty with no surrounding spaces"),
     ("hr\x1b[31mportal", "U+001B"),
     ("hr-\ud800portal", "U+D800, a lone surrogate"),
     ("hr\u00a0portal", "U+00A0 (NO-BREAK SPACE)"),

@@ -336,14 +336,14 @@ def printable(text: str) -> str:
 
 def app_name_problem(name: str) -> str | None:
     """Why `name` cannot be an app name, or None: printable, no surrounding spaces, nothing invisible."""
-    if not name.strip() or name != name.strip():
-        return f"app name {shown(name)} must be non-empty with no surrounding spaces (it is the Cloudflare name)"
     for ch in name:
         what = _unreadable(ch)
         if what is not None:
             label = unicodedata.name(ch, "") if not 0xD800 <= ord(ch) <= 0xDFFF else ""
             return (f"app name {shown(name)} holds U+{ord(ch):04X}{f' ({label})' if label else ''}, {what}; "
                     "names must be printable text that reads as what it is: remove the character")
+    if not name.strip() or name != name.strip():
+        return f"app name {shown(name)} must be non-empty with no surrounding spaces (it is the Cloudflare name)"
     return None
 
 

@@ -244,10 +244,6 @@ def markdown_code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-markdown_cell = markdown_code
-"""Every cell holding input is a code span (see `markdown_code`); the old name stays for callers."""
-
-
 def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
