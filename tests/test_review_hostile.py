@@ -34,6 +34,7 @@ HOSTILE = [
     "x\n```\n# heading", "~~~", "```", "nul\x00byte", "\u202eevil", "lone\ud800", "zero\u200bwidth",
     "pipe|split", "back\\|slash", "trailing\\", "[link](https://evil.example)", "*em* _em_",
     "<details><summary>open", "</details>", "](x) ![img](https://evil.example/i.png)",
+    " spaced ", "   ", "`", "``x``",
 ]
 ALLOWED_HTML = re.compile(r"</?(sub|details)>|<details><summary>\d+ unchanged links?</summary>")
 

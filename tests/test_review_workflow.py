@@ -149,7 +149,7 @@ def test_the_review_judges_with_the_base_branch_and_reads_only_the_prs_stack_yam
     checkouts = {s["with"]["path"]: s["with"] for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")}
     assert checkouts["base"]["ref"] == "${{ github.event.pull_request.base.sha }}"
     assert checkouts["pr"]["ref"] == "${{ github.event.pull_request.head.sha }}"
-    assert checkouts["pr"]["sparse-checkout"].split() == ["stacks/"]
+    assert checkouts["pr"]["sparse-checkout"].split() == ["/stacks/"]  # the top-level stacks/ only
     assert checkouts["pr"]["sparse-checkout-cone-mode"] is False  # cone mode would add every top-level file
     assert not any(runs_pr_code(s, job) for s in job["steps"])
     for step in job["steps"]:

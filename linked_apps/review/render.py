@@ -240,7 +240,9 @@ def markdown_code(text: str) -> str:
         current = current + 1 if ch == "`" else 0
         run = max(run, current)
     fence = "`" * (run + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") or (text.startswith(" ") and text.endswith(" ")) else ""
+    # CommonMark strips one space from each end when both ends have one (unless it is all spaces): pad to keep them.
+    spaced = text.startswith(" ") and text.endswith(" ") and text.strip(" ")
+    pad = " " if text.startswith("`") or text.endswith("`") or spaced else ""
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
