@@ -104,7 +104,8 @@ def test_no_secret_reaches_a_step_after_pull_request_code_ran(workflow: dict[Any
         held = secrets_in({k: v for k, v in step.items() if k != "if"})
         assert not (held and ran_pr_code), (name, step.get("name"), held)
         if held and runs_pr_code(step, job):
-            assert step["with"]["command"] == "preview" and step is job["steps"][-1], step.get("name")
+            is_preview = (step.get("with") or {}).get("command") == "preview"
+            assert is_preview and step is job["steps"][-1], (name, step.get("name"), held)
         ran_pr_code = ran_pr_code or runs_pr_code(step, job)
 
 
