@@ -252,7 +252,7 @@ def _utf16_len(text: str) -> int:
 
 @dataclass
 class _Table:
-    """A Markdown table whose rows may be cut from the end (the `priority`-ordered rows go first)."""
+    """A Markdown table of the comment; when the comment must be cut, only its first `kept` rows are shown."""
 
     intro: list[str]
     header: str
@@ -341,5 +341,5 @@ def diff_markdown(diff: TrustDiff, desired: str, deployed: str, *, max_drawn_edg
 
 
 def _cut_note(cut: Sequence[str]) -> list[str]:
-    return ["", f"> **This review is cut to fit one comment:** {', '.join(cut)} are not shown; the counts above "
-                "are complete. The job summary or `linked-apps diff` shows everything."]
+    return ["", f"> **This review is cut to fit one comment.** Not shown here: {', '.join(cut)}. The counts above "
+                "are complete; the job summary or `linked-apps diff` shows everything."]
