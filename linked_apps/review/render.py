@@ -10,7 +10,7 @@ it, and none of them lets input become markup, a directive, a control character 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..model.graph import App, TrustGraph
@@ -257,8 +257,8 @@ class _Table:
     intro: list[str]
     header: str
     rows: list[str]
-    what: str
-    """What a row is, for the note on rows not shown (e.g. "link changes")."""
+    what: str | Callable[[int], str]
+    """What the rows not shown are (e.g. "link changes"), or a function of how many rows are kept that says it."""
     kept: int = -1
 
     def lines(self) -> list[str]:
@@ -268,8 +268,9 @@ class _Table:
         columns = self.header.count("|") - 1
         out = ["", *self.intro, *([self.header, "|" + " --- |" * columns, *self.rows[:kept]] if kept else [])]
         if kept < len(self.rows):
+            what = self.what(kept) if callable(self.what) else self.what
             out += [*([""] if kept else []),
-                    f"**{len(self.rows) - kept} {'more ' if kept else ''}{self.what} not shown here** (see the note above)."]
+                    f"**{len(self.rows) - kept} {'more ' if kept else ''}{what} not shown here** (see the note above)."]
         return out
 
 
@@ -288,7 +289,8 @@ def diff_markdown(diff: TrustDiff, desired: str, deployed: str, *, max_drawn_edg
         _Table([], "| change | from | to | token |",
                [f"| {change} | {code(a)} | {code(b)} | {code(_token(diff, (a, b)))} |"
                 for change, edges in ((ADDED, diff.added), (REMOVED, diff.removed)) for a, b in edges],
-               "link changes"),
+               lambda kept: (f"link changes ({max(len(diff.added) - kept, 0)} added, "
+                             f"{min(len(diff.removed), len(diff.added) + len(diff.removed) - kept)} removed)")),
         _Table(["**Apps whose identity changed behind the same name** (trust follows the identity, not the name):",
                 ""], "| app | field | from | to |",
                [f"| {code(c.app)} | {' | '.join(code(w) for w in _change_words(c))} |" for c in diff.apps_changed],
