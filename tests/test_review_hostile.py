@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner, Result
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -348,3 +350,48 @@ def test_questions_print_hostile_state_names_escaped(tmp_path: Path) -> None:
     result = run("who-calls", "docs-api", "--state", str(state))
     assert result.exit_code == 0, result.output
     assert "crm\\u202e\\u001b[2Jevil" in result.output and "\x1b" not in result.output and "\u202e" not in result.output
+
+
+# -- any text at all ---------------------------------------------------------------------------------------------
+_ANY_TEXT = st.text(st.characters(exclude_categories=()) | st.sampled_from("`|\\<>!-[]()#@%{}\r\n*_~&;:"),
+                    min_size=1, max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@example([" ", "  x  ", "`", "a\\|b"], ["\\", "|"])
+@given(st.lists(_ANY_TEXT, min_size=1, max_size=4, unique=True), st.lists(_ANY_TEXT, max_size=3, unique=True))
+def test_any_names_render_as_themselves_in_one_row_each(added: list[str], removed: list[str]) -> None:
+    removed = [n for n in removed if n not in added]
+    api = App("api", "self_hosted")
+    desired = graph([api, *(App(n, "self_hosted") for n in added)], [(n, "api") for n in added])
+    deployed = graph([api, *(App(n, "self_hosted") for n in removed)], [(n, "api") for n in removed])
+    diff = diff_trust(desired, deployed)
+    text = diff_markdown(diff, "stack dev", "state.json")
+    every = walk(renderer().parse(text))
+    html = [t.content.strip() for t in every if t.type in ("html_inline", "html_block")]
+    assert all(ALLOWED_HTML.fullmatch(h) for h in html), html
+    header, *link_rows = _tables(every)[0]  # the first table holds the link changes
+    assert header == ["change", "from", "to", "token"]
+    assert [(c[0], c[1]) for c in link_rows] == [("added", _shown(n)) for n in sorted(added)] + \
+        [("removed", _shown(n)) for n in sorted(removed)]
+    (fence,) = [t for t in every if t.type == "fence"]
+    assert "%%" not in fence.content and len(parse_mermaid(fence.content).edges) == len(added) + len(removed)
+
+
+def _shown(name: str) -> str:
+    """A name as its code span shows it (see `markdown_code`)."""
+    return printable(name).replace("\\|", "\\u005c|") or "(empty)"
+
+
+def _tables(tokens: list[Token]) -> list[list[list[str]]]:
+    """Each table as rows of cell texts, as the renderer parsed them (code spans and text, in order)."""
+    tables: list[list[list[str]]] = []
+    for i, token in enumerate(tokens):
+        if token.type == "table_open":
+            tables.append([])
+        elif token.type == "tr_open":
+            tables[-1].append([])
+        elif token.type == "inline" and tokens[i - 1].type in ("td_open", "th_open"):
+            parts = [c for c in token.children or [] if c.type == "code_inline" or c.type == "text" and c.content.strip()]
+            tables[-1][-1].append("".join(c.content for c in parts))
+    return tables
