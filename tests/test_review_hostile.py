@@ -395,3 +395,20 @@ def _tables(tokens: list[Token]) -> list[list[list[str]]]:
             parts = [c for c in token.children or [] if c.type == "code_inline" or c.type == "text" and c.content.strip()]
             tables[-1][-1].append("".join(c.content for c in parts))
     return tables
+
+
+def test_the_program_exports_how_each_app_managed_elsewhere_is_found(tmp_path: Path) -> None:
+    """So a state from `pulumi up` lets `diff` see a lookup or stack reference change behind an unchanged name."""
+    from linked_apps.review.plan import read_config_file
+    from tests._project import plan
+
+    result = plan(read_config_file(ROOT / "stacks" / "Pulumi.prod.yaml"), stack="prod")
+    apps = result.outputs["apps"]
+    assert {n: a["lookup"] for n, a in apps.items() if "lookup" in a} == {"storefront-admin": "storefront-admin"}
+    assert {n: a["stack"] for n, a in apps.items() if "stack" in a} == {
+        "platform-mcp": "acme/platform-mcp/prod apps.mcp-server"}
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(result.outputs, default=str))
+    state = run("diff", "--config", str(ROOT / "stacks" / "Pulumi.prod.yaml"), "--state", str(outputs),
+                "--format", "json")
+    assert state.exit_code == 0 and json.loads(state.output)["apps_changed"] == [], state.output
