@@ -23,6 +23,7 @@ from linked_apps.model.topology import (
     SelfHostedAppSpec,
     StackAppSpec,
     Topology,
+    stack_reference,
     topology_from_config,
 )
 
@@ -144,6 +145,11 @@ def _export(topology: Topology, built: dict[str, Any], trusts: dict[str, LinkedA
                 entry["uid"] = spec.uid
             if isinstance(spec, ExistingAppSpec) and spec.aud:
                 entry["aud"] = spec.aud
+            # How the app was found, so `diff` sees a switch of identity behind an unchanged name.
+            if isinstance(spec, LookupAppSpec):
+                entry["lookup"] = spec.lookup
+            elif isinstance(spec, StackAppSpec):
+                entry["stack"] = stack_reference(spec)
         apps[name] = entry
     links = [{"from": l.source, "to": l.target, "policy_id": trusts[l.source].policy_id} for l in topology.links]
     pulumi.export("team_domain", topology.team_domain)

@@ -4,11 +4,14 @@ They hold programs that never use the linked-apps components to the same rules: 
 `linked_apps.model.rules`, every graph comes from `linked_apps.state`, as the components and `diff` do.
 
 Values unknown during preview (ids of apps and policies not created yet) never crash a policy: they read as
-absent, a policy judges what is known, and an advisory that cannot be decided stays silent.
+absent and a policy judges what is known. Where an unknown value is one a rule needs (a policy's decision, a
+whole rule list, an app's type), the advisory `linked-app-value-unknown` says what could not be judged, rather
+than silence passing for a verdict. Props of the wrong shape (None, a string where a list belongs) read as empty.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -40,8 +43,16 @@ _UNKNOWN = frozenset({UNKNOWN_ARCHIVE_VALUE, UNKNOWN_ARRAY_VALUE, UNKNOWN_ASSET_
                       UNKNOWN_NUMBER_VALUE, UNKNOWN_OBJECT_VALUE, UNKNOWN_STRING_VALUE})
 
 
+_SELECTOR_KEYS = frozenset({"linkedAppToken", "linked_app_token"})
+"""A rule under this key is a linked_app_token rule even when its body (the app uid) is unknown."""
+
+
 def known(value: Any) -> Any:
-    """Plain data with every value unknown during preview as None; reading never raises UnknownValueError."""
+    """Plain data with every value unknown during preview as None; reading never raises UnknownValueError.
+
+    A wholly unknown `linkedAppToken` body becomes `{}`: the rule is still a linked_app_token rule, its uid unknown,
+    so the decision it sits under is still judged.
+    """
     if isinstance(value, str):
         return None if value in _UNKNOWN else value
     if isinstance(value, Mapping):
@@ -51,6 +62,8 @@ def known(value: Any) -> Any:
                 out[key] = known(value[key])
             except UnknownValueError:
                 out[key] = None
+            if out[key] is None and key in _SELECTOR_KEYS and _is_unknown(value, key):
+                out[key] = {}
         return out
     if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
         items: list[Any] = []
@@ -63,6 +76,34 @@ def known(value: Any) -> Any:
     return value
 
 
+def _is_unknown(container: Any, key: Any) -> bool:
+    try:
+        item = container[key]
+    except UnknownValueError:
+        return True
+    return isinstance(item, str) and item in _UNKNOWN
+
+
+def unknown_paths(value: Any, path: str = "") -> list[str]:
+    """Where `value` (props as the engine hands them) holds values unknown during preview: `.decision`,
+    `.policies[0].includes`, ... (a wholly unknown list or object is one path; nothing inside it is listed)."""
+    if isinstance(value, str):
+        return [path] if value in _UNKNOWN else []
+    found: list[str] = []
+    if isinstance(value, Mapping):
+        items = [(f"{path}.{key}", key) for key in list(value)]
+    elif isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        items = [(f"{path}[{i}]", i) for i in range(len(value))]
+    else:
+        return []
+    for where, key in items:
+        try:
+            found += unknown_paths(value[key], where)
+        except UnknownValueError:
+            found.append(where)
+    return found
+
+
 def _text(value: Any) -> str | None:
     """A non-empty string, or None for anything else (unknown during preview, or not what the schema says)."""
     return value if isinstance(value, str) and value else None
@@ -73,9 +114,14 @@ def has_linked_rule(policy: Policy) -> bool:
     return any(selector == LINKED_APP_TOKEN for selector, _ in (*policy.include, *policy.require, *policy.exclude))
 
 
-def _props(args: ResourceValidationArgs) -> dict[str, Any]:
-    props = known(args.props)
+def _known_props(raw: Any) -> dict[str, Any]:
+    """Props as plain data; anything but an object (None, a string, a list) reads as no props at all."""
+    props = known(raw) if isinstance(raw, Mapping) else None
     return props if isinstance(props, dict) else {}
+
+
+def _props(args: ResourceValidationArgs) -> dict[str, Any]:
+    return _known_props(args.props)
 
 
 def _one_app(args: ResourceValidationArgs) -> tuple[App, TrustGraph] | None:
@@ -134,11 +180,10 @@ class _StackView:
         self.unresolved_apps: set[str] = set()
         """Apps whose policies list names ids unknown during preview that no dependency explains."""
         pending: list[tuple[PolicyResource, dict[str, Any]]] = []
-        for res in resources:
+        for res in resources or ():
             if res.resource_type not in (APP_TYPE, POLICY_TYPE, STACK_TYPE):
                 continue
-            props = known(res.props)
-            props = props if isinstance(props, dict) else {}
+            props = _known_props(res.props)
             rid = _text(props.get("id"))
             if res.resource_type == POLICY_TYPE:
                 rid = rid or self._placeholder(res)  # not created yet: stand in for the id it will get
@@ -160,12 +205,14 @@ class _StackView:
     def _resolve(self, res: PolicyResource, props: dict[str, Any]) -> list[Any]:
         """The app's policies list, with ids unknown during preview replaced by the policies it depends on."""
         name = _text(props.get("name")) or res.urn
-        deps = [d for d in res.property_dependencies.get("policies", ()) if d.resource_type == POLICY_TYPE
-                and not known(d.props).get("id")]
+        by_prop = res.property_dependencies if isinstance(res.property_dependencies, Mapping) else {}
+        deps = [d for d in by_prop.get("policies") or () if getattr(d, "resource_type", None) == POLICY_TYPE
+                and not _known_props(d.props).get("id")]
         placeholders = [{"id": self._placeholder(d)} for d in deps]
         if not isinstance(props.get("policies"), list):
-            if "policies" in list(res.props):  # the whole list is unknown: only its dependencies can tell
-                if "policies" not in res.property_dependencies:
+            if isinstance(res.props, Mapping) and "policies" in list(res.props):
+                # the whole list is unknown: only its dependencies can tell
+                if "policies" not in by_prop:
                     self.unresolved_apps.add(name)
                 return placeholders
             return []
@@ -214,6 +261,48 @@ def _validate_uid_known(args: StackValidationArgs, report: ReportViolation) -> N
                "or, for an app managed elsewhere, confirm it exists.", view.app_urns.get(target))
 
 
+_RULE_LISTS = ("includes", "requires", "excludes")
+
+
+def _has_linked_selector(policy: Mapping[str, Any]) -> bool:
+    lists = [policy.get(k) for k in (*_RULE_LISTS, "include", "require", "exclude")]
+    return any(isinstance(rule, Mapping) and _SELECTOR_KEYS & set(rule) for rules in lists
+               if isinstance(rules, list) for rule in rules)
+
+
+def _policy_unknowns(policy: Mapping[str, Any], unknown: set[str], prefix: str) -> list[str]:
+    """What keeps the linked-app rules of one policy (reusable, or an inline entry at `prefix`) from being judged."""
+    rule_paths = sorted(u for u in unknown if re.fullmatch(re.escape(prefix) + r"\.(includes|requires|excludes)(\[\d+\])?", u))
+    found = []
+    if f"{prefix}.decision" in unknown and (_has_linked_selector(policy) or rule_paths):
+        found.append(f"{prefix}.decision")
+    if rule_paths and policy.get("decision") != NON_IDENTITY:
+        found += rule_paths  # a rule we cannot see may be a linked_app_token rule under a decision it has no place in
+    return found
+
+
+def _validate_judgeable(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in (APP_TYPE, POLICY_TYPE) or not isinstance(args.props, Mapping):
+        return
+    unknown = set(unknown_paths(args.props))
+    if not unknown:
+        return
+    props = _props(args)
+    if args.resource_type == POLICY_TYPE:
+        what, where = _policy_unknowns(props, unknown, ""), f"Access policy `{_text(props.get('name')) or args.name}`"
+    else:
+        where = f"Access application `{_text(props.get('name')) or args.name}`"
+        entries = props.get("policies") if isinstance(props.get("policies"), list) else []
+        what = [w for i, entry in enumerate(entries) if isinstance(entry, Mapping)
+                for w in _policy_unknowns(entry, unknown, f".policies[{i}]")]
+        if ".type" in unknown and any(isinstance(e, Mapping) and _has_linked_selector(e) for e in entries):
+            what.insert(0, ".type")
+    if what:
+        report(f"{where}: cannot judge its linked_app_token rules yet: {', '.join(f'`{w[1:]}`' for w in what)} "
+               "unknown until the resources it depends on exist. The mandatory rules judged everything known; run "
+               "the preview again after `pulumi up` to have these judged too.", None)
+
+
 LINKED_RULE_SELF_HOSTED_ONLY = ResourceValidationPolicy(
     name="linked-app-rule-self-hosted-only",
     description="An inline policy with a linked_app_token rule sits only on a self-hosted Access application.",
@@ -245,11 +334,19 @@ LINKED_UID_KNOWN = StackValidationPolicy(
     enforcement_level=EnforcementLevel.ADVISORY,
 )
 
+LINKED_VALUE_UNKNOWN = ResourceValidationPolicy(
+    name="linked-app-value-unknown",
+    description="Says which values a linked-app rule needs are unknown during preview, so they were not judged.",
+    validate=_validate_judgeable,
+    enforcement_level=EnforcementLevel.ADVISORY,
+)
+
 POLICIES = [
     LINKED_RULE_SELF_HOSTED_ONLY,
     LINKED_POLICY_SELF_HOSTED_ONLY,
     LINKED_RULE_NON_IDENTITY_ONLY,
     LINKED_POLICY_ATTACHED,
     LINKED_UID_KNOWN,
+    LINKED_VALUE_UNKNOWN,
 ]
 """Every policy of the pack, for `__main__.py`, tests and other packs."""

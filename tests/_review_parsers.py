@@ -48,7 +48,8 @@ _ENTITIES = {"#quot;": '"', "#lt;": "<", "#gt;": ">", "#35;": "#"}
 
 
 def _decode(label: str) -> str:
-    return re.sub(r"#(quot|lt|gt|35);", lambda m: _ENTITIES[m.group(0)], label)
+    # Mermaid's entity codes: named ones and `#<decimal>;` (the renderer writes every escape in decimal).
+    return re.sub(r"#(quot|lt|gt|\d+);", lambda m: _ENTITIES.get(m.group(0)) or chr(int(m.group(1))), label)
 
 
 @dataclass

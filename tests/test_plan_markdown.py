@@ -12,6 +12,6 @@ def test_descriptions_with_pipes_and_newlines_stay_in_their_cell():
     result = plan(config({"a": self_hosted("a.acme.com"), "b": self_hosted("b.acme.com")},
                          [link("a", "b", description="reads | writes\nthe ledger")]))
     rows = [line for line in render_markdown(result).splitlines() if line.startswith("| `a`")]
-    assert rows == ["| `a` | `b` | `Cf-Access-Token` | reads \\| writes the ledger |"]
+    assert rows == ["| `a` | `b` | `Cf-Access-Token` | `reads \\| writes the ledger` |"]
     # Four cells: the escaped pipe does not split the description.
     assert len(rows[0].replace("\\|", "").strip("|").split("|")) == 4

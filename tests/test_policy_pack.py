@@ -24,7 +24,13 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+from pulumi_policy.proxy import (
+    UNKNOWN_ARRAY_VALUE,
+    UNKNOWN_OBJECT_VALUE,
+    UNKNOWN_STRING_VALUE,
+    UnknownValueError,
+    unknown_checking_proxy,
+)
 
 from linked_apps.state import APP_TYPE, POLICY_TYPE
 from policy import policies as pack
@@ -94,6 +100,7 @@ def test_pack_lists_each_policy_once_with_its_enforcement() -> None:
         "linked-app-rule-non-identity-only": (ResourceValidationPolicy, EnforcementLevel.MANDATORY),
         "linked-app-policy-attached": (StackValidationPolicy, EnforcementLevel.ADVISORY),
         "linked-app-uid-known": (StackValidationPolicy, EnforcementLevel.ADVISORY),
+        "linked-app-value-unknown": (ResourceValidationPolicy, EnforcementLevel.ADVISORY),
     }
 
 
@@ -325,3 +332,49 @@ def test_no_policy_crashes_on_values_of_the_wrong_kind(rows: list[dict[str, Any]
             run(policy, stack_args(rows))
         else:
             run_resources(policy, rows)
+
+
+@pytest.mark.parametrize("props", [None, "text", [], 7, {"policies": None, "includes": "x"}],
+                         ids=["None", "str", "list", "int", "wrong-kinds"])
+def test_no_policy_raises_on_props_that_are_not_an_object(props: Any) -> None:
+    for typ in (APP_TYPE, POLICY_TYPE):
+        resource = ResourceValidationArgs(typ, props, f"urn:pulumi:dev::p::{typ}::r", "r", _opts(), None)
+        stack = StackValidationArgs([PolicyResource(typ, props, f"urn:pulumi:dev::p::{typ}::r", "r", _opts(), None,
+                                                    None, [], None)])  # no property dependencies either
+        for policy in POLICIES:
+            assert run(policy, stack if isinstance(policy, StackValidationPolicy) else resource) == []
+
+
+# -- unknown values a rule needs: judged where possible, said where not ---------------------------------------------
+def test_a_wholly_unknown_linked_rule_is_still_a_linked_rule(rows: list[dict[str, Any]]) -> None:
+    policy = find(rows, "hr-portal-trust-policy")
+    policy["props"]["decision"] = "allow"
+    policy["props"]["includes"] = [{"linkedAppToken": UNKNOWN_OBJECT_VALUE}]
+    assert len(run(pack.LINKED_RULE_NON_IDENTITY_ONLY, resource_args(policy))) == 1
+
+
+def test_an_unknown_decision_over_a_linked_rule_is_advised(rows: list[dict[str, Any]]) -> None:
+    policy = find(rows, "hr-portal-trust-policy")
+    policy["props"]["decision"] = UNKNOWN
+    assert run(pack.LINKED_RULE_NON_IDENTITY_ONLY, resource_args(policy)) == []  # cannot say it is wrong
+    (report,) = run(pack.LINKED_VALUE_UNKNOWN, resource_args(policy))
+    assert "`decision`" in report[0] and "hr-portal" in report[0]
+
+
+def test_unknown_rules_under_a_decision_that_forbids_linked_rules_are_advised(rows: list[dict[str, Any]]) -> None:
+    allow = find(rows, "hr-portal-allow")
+    allow["props"]["includes"] = UNKNOWN_ARRAY_VALUE
+    assert allow["props"]["decision"] != "non_identity"
+    (report,) = run(pack.LINKED_VALUE_UNKNOWN, resource_args(allow))
+    assert "`includes`" in report[0]
+    trust = find(rows, "hr-portal-trust-policy")  # under non_identity an unseen rule breaks nothing
+    trust["props"]["includes"] = UNKNOWN_ARRAY_VALUE
+    assert run(pack.LINKED_VALUE_UNKNOWN, resource_args(trust)) == []
+
+
+def test_an_unknown_app_type_with_an_inline_linked_rule_is_advised(rows: list[dict[str, Any]]) -> None:
+    mcp = find(rows, "mcp-server-app")
+    mcp["props"]["type"] = UNKNOWN
+    mcp["props"]["policies"].append({"precedence": 2, "decision": UNKNOWN, "includes": [linked_rule(OTHER_UID)]})
+    (report,) = run(pack.LINKED_VALUE_UNKNOWN, resource_args(mcp))
+    assert "`type`" in report[0] and "`policies[1].decision`" in report[0]

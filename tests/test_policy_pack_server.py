@@ -83,7 +83,7 @@ def test_the_engine_sees_every_policy(analyzer: analyzer_pb2_grpc.AnalyzerStub) 
     assert info.name == "linked-apps"
     assert {p.name for p in info.policies} == {
         "linked-app-rule-self-hosted-only", "linked-app-policy-self-hosted-only", "linked-app-rule-non-identity-only",
-        "linked-app-policy-attached", "linked-app-uid-known"}
+        "linked-app-policy-attached", "linked-app-uid-known", "linked-app-value-unknown"}
 
 
 def test_clean_stack_has_no_diagnostics(analyzer: analyzer_pb2_grpc.AnalyzerStub,
@@ -129,3 +129,14 @@ def test_preview_unknowns_never_stop_a_policy(analyzer: analyzer_pb2_grpc.Analyz
         request = analyzer_pb2.AnalyzeRequest(type=r["type"], properties=_struct(r["outputs"]), urn=r["urn"],
                                               name=r["urn"].rsplit("::", 1)[-1])
         assert list(analyzer.Analyze(request).diagnostics) == []
+
+
+def test_an_unknown_decision_over_a_linked_rule_is_an_advisory_from_the_engine(
+        analyzer: analyzer_pb2_grpc.AnalyzerStub, dev_resources: list[dict[str, Any]]) -> None:
+    policy = copy.deepcopy(_by_name(dev_resources, "hr-portal-trust-policy"))
+    policy["inputs"]["decision"] = UNKNOWN_STRING_VALUE
+    response = analyzer.Analyze(analyzer_pb2.AnalyzeRequest(type=POLICY_TYPE, properties=_struct(policy["inputs"]),
+                                                            urn=policy["urn"], name="hr-portal-trust-policy"))
+    (diag,) = response.diagnostics
+    assert diag.policyName == "linked-app-value-unknown" and diag.enforcementLevel != MANDATORY
+    assert "`decision`" in diag.message

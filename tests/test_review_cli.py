@@ -83,14 +83,15 @@ def test_diff_with_a_broken_config_reports_its_violations(tmp_path: Path, dev_ex
     assert "mcp-server" in doc["violations"][0]["message"]
     markdown = run("diff", "--config", str(path), "--against", str(dev_export), "--format", "markdown").output
     assert markdown.splitlines()[0].endswith("; 1 rule violation")
-    assert markdown_tables(markdown)[1][0]["rule"] == "target-not-self-hosted"
+    assert markdown_tables(markdown)[1][0]["rule"] == "target-not-self-hosted"  # after the link changes
 
 
 def test_diff_markdown_parses(dev_export: Path) -> None:
     text = run("diff", "--stack", "dev", "--against", EXAMPLE_STATE, "--format", "markdown").output
     assert text.splitlines()[0] == ("### Trust review: 2 links added, 1 removed, 3 unchanged; 1 app added, 0 removed; "
                                     "no rule violations")
-    (changes,) = markdown_tables(text)
+    changes, apps, unchanged = markdown_tables(text)
+    assert apps == [{"app": "ledger", "change": "added", "kind": "self_hosted"}] and len(unchanged) == 3
     assert [(r["change"], r["from"], r["to"]) for r in changes] == [
         ("added", "mcp-server", "payroll-api"), ("added", "payroll-api", "ledger"), ("removed", "hr-portal", "docs-api")]
     chart = parse_mermaid(fenced_blocks(text, "mermaid")[0])

@@ -45,7 +45,7 @@ def test_markdown_comment_parses_into_summary_table_and_picture() -> None:
     assert first == f"### Trust review: {summary(DIFF)}"
     assert first.startswith("### Trust review: 2 links added, 2 removed, 3 unchanged; 1 app added, 1 removed; "
                             "1 rule violation")
-    changes, violations = markdown_tables(text)
+    changes, violations, apps, unknown, unchanged = markdown_tables(text)
     assert changes == [
         {"change": "added", "from": "mcp", "to": "pay", "token": "Authorization: Bearer"},
         {"change": "added", "from": "pay", "to": "ledger", "token": "Cf-Access-Token"},
@@ -53,8 +53,10 @@ def test_markdown_comment_parses_into_summary_table_and_picture() -> None:
         {"change": "removed", "from": "wiki", "to": "docs", "token": "Cf-Access-Token"},
     ]
     assert violations == [{"rule": "target-not-self-hosted", "message": VIOLATION.message}]  # `|` survives
-    assert "**Apps added:** `ledger` (self_hosted)" in text and "**Apps removed:** `wiki` (self_hosted)" in text
-    assert "`docs` accepts uid `0b6c7a2e-9f1d-4c3b-8e5a-6d7f8a9b0c1d`" in text
+    assert apps == [{"app": "ledger", "change": "added", "kind": "self_hosted"},
+                    {"app": "wiki", "change": "removed", "kind": "self_hosted"}]
+    assert unknown == [{"app": "docs", "accepts uid": "0b6c7a2e-9f1d-4c3b-8e5a-6d7f8a9b0c1d"}]
+    assert [(r["from"], r["to"]) for r in unchanged] == sorted(DIFF.unchanged)
     (block,) = fenced_blocks(text, "mermaid")
     assert parse_mermaid(block).edges  # the picture is the diff's (checked in detail below)
 
@@ -62,7 +64,8 @@ def test_markdown_comment_parses_into_summary_table_and_picture() -> None:
 def test_markdown_when_nothing_changed_has_no_table_and_a_plain_picture() -> None:
     text = diff_markdown(diff_trust(DESIRED, DESIRED), "stack dev", "state.json")
     assert text.splitlines()[0] == "### Trust review: no trust change (5 links unchanged); no rule violations"
-    assert markdown_tables(text) == []
+    (unchanged,) = markdown_tables(text)  # only the unchanged links, folded away
+    assert len(unchanged) == 5 and "<details><summary>5 unchanged links</summary>" in text
     assert "_No link is added or removed._" in text
     chart = parse_mermaid(fenced_blocks(text, "mermaid")[0])
     assert {e.arrow for e in chart.edges} == {"-->"} and chart.link_styles == {}

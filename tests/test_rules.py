@@ -98,3 +98,31 @@ L = "linked_app_token"
 def test_evaluate_linked_policy(decision, include, require, exclude, allowed):
     ok, reason = evaluate_linked_policy(decision, include, require, exclude, frozenset({A}))
     assert ok is allowed and reason
+
+
+# -- names ------------------------------------------------------------------------------------------------------
+def test_readable_names_in_any_script_pass() -> None:
+    from linked_apps.model.rules import app_name_problem, look_alike_problems
+
+    names = ["hr-portal", "Payroll API (prod)", "планировщик", "給与システム", "café-api", "a b"]
+    assert [app_name_problem(n) for n in names] == [None] * len(names)
+    assert look_alike_problems(names) == []
+
+
+def test_tr39_skeletons_match_look_alikes_and_only_them() -> None:
+    from linked_apps.model._confusables import confusable_skeleton as skeleton
+
+    assert skeleton("paypal") == skeleton("p\u0430yp\u0430l")     # Cyrillic а
+    assert skeleton("corn") == skeleton("com")                    # rn and m
+    assert skeleton("l1I|") == skeleton("llll")                   # one, capital I and bar read as l
+    assert skeleton("\uff48r") == skeleton("hr")                  # fullwidth
+    assert skeleton("e\u0301") == skeleton("\u00e9")              # composed or not
+    assert skeleton("hr-portal") != skeleton("hr-portals") and skeleton("ab") != skeleton("ba")
+
+
+def test_printable_shows_what_a_reader_cannot_see() -> None:
+    from linked_apps.model.rules import printable
+
+    assert printable("plain text, ünïcode 給与") == "plain text, ünïcode 給与"
+    assert printable("a\nb\r\x00\x1b\u202e\u200b\ud800\U000e0100") == \
+        "a\\u000ab\\u000d\\u0000\\u001b\\u202e\\u200b\\ud800\\U000e0100"

@@ -17,6 +17,8 @@ from typing import Any
 
 import click
 
+from ..errors import LinkedAppsError
+
 # command name -> "module:attribute" of a click.Command, loaded on first use.
 COMMANDS: dict[str, str] = {
     "plan": "linked_apps.cli.plan:plan_command",
@@ -80,19 +82,17 @@ class _Group(click.Group):
             _one_line("interrupted", "nothing was changed")
         except (SystemExit, MemoryError):
             raise
+        except LinkedAppsError as exc:  # reported on purpose, but not caught by the command
+            _one_line("error", str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug must not read as "denied" (1) to a script
-            _one_line("internal error", f"{type(exc).__name__}: {_printable(str(exc))}; please report it")
+            _one_line("internal error", f"{type(exc).__name__}: {str(exc)[:300]}; nothing was changed, please report it")
         sys.exit(0)
 
 
-def _printable(text: str) -> str:
-    """One line of text safe for a terminal: control characters and lone surrogates escaped."""
-    flat = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in flat)
-
-
 def _one_line(culprit: str, what: str) -> None:
-    click.echo(f"linked-apps: {_printable(culprit)}: {_printable(what)}", err=True)
+    from ..model.rules import printable  # names and messages quote hostile input
+
+    click.echo(f"linked-apps: {printable(culprit)}: {printable(' '.join(what.split()))}", err=True)
     sys.exit(2)
 
 

@@ -16,9 +16,20 @@ if TYPE_CHECKING:
     from ..model.topology import Topology
     from ..review.plan import Plan
 
+def echo(text: str) -> None:
+    """Print text for a terminal: names, descriptions and reasons come from configs, state files and tokens, so
+    every line goes through `printable` (no control character, bidi override or lone surrogate reaches it)."""
+    from ..model.rules import printable
+
+    click.echo("\n".join(printable(line) for line in text.split("\n")))
+
+
 def fail(message: str) -> NoReturn:
-    """Report unusable input and exit 2, never with a traceback."""
-    click.echo(f"linked-apps: {message}", err=True)
+    """Report unusable input and exit 2, never with a traceback. Messages quote hostile input (names, paths,
+    file contents): `printable` keeps control characters and bidi overrides out of the terminal."""
+    from ..model.rules import printable
+
+    click.echo("\n".join(printable(line) for line in f"linked-apps: {message}".split("\n")), err=True)
     sys.exit(2)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..errors import LinkedAppsError
-from ._common import API_URL_HELP, fail, format_option
+from ..model.rules import printable
+from ._common import API_URL_HELP, echo, fail, format_option
 
 
 @click.command("import")
@@ -53,15 +54,15 @@ def import_command(source: str, out: Path, team_domain: str | None, existing: bo
     except OSError as exc:
         fail(f"--out {out}: cannot be written ({exc.strerror})")
     for note in adoption.notes:
-        click.echo(f"not expressed: {note}", err=True)
+        click.echo(f"not expressed: {printable(note)}", err=True)
     for step in adoption.afterwards:
-        click.echo(f"after the first pulumi up: {step}", err=True)
+        click.echo(f"after the first pulumi up: {printable(step)}", err=True)
     adopted = sorted(n for n, e in adoption.apps.items() if "importId" in e)
     if fmt == "json":
         click.echo(json.dumps({"out": str(out), "apps": sorted(adoption.apps), "adopted": adopted,
                                "links": adoption.links, "not_expressed": adoption.notes,
                                "after_first_up": adoption.afterwards}, indent=2))
     else:
-        click.echo(f"wrote {out}: {len(adoption.apps)} apps ({len(adopted)} adopted on the next `pulumi up`), "
+        echo(f"wrote {out}: {len(adoption.apps)} apps ({len(adopted)} adopted on the next `pulumi up`), "
                    f"{len(adoption.links)} links" + (f"; {len(adoption.notes)} thing(s) not expressed, listed above"
                                                       if adoption.notes else ""))

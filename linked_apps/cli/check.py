@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import UnknownAppError
-from ._common import fail, format_option, load_state, load_topology, stack_options, state_option
+from ._common import echo, fail, format_option, load_state, load_topology, stack_options, state_option
 
 
 @click.command("check")
@@ -50,11 +50,11 @@ def check_command(stack: str | None, config: Path | None, project_dir: Path | No
     else:
         n = len(topology.assertions)
         if violations:
-            click.echo(f"{len(violations)} violation(s) on {against}:")
-            click.echo("\n".join(f"  [{v.rule}] {v.message}" for v in violations))
+            echo(f"{len(violations)} violation(s) on {against}:")
+            echo("\n".join(f"  [{v.rule}] {v.message}" for v in violations))
         else:
             what = "rules and " if state is None else ""
-            click.echo(f"ok: the {what}{n} assertion{'s' if n != 1 else ''} hold on {against}")
+            echo(f"ok: the {what}{n} assertion{'s' if n != 1 else ''} hold on {against}")
         if absent:
-            click.echo(f"note: not in the deployed state, so linked to nothing there: {', '.join(absent)}")
+            echo(f"note: not in the deployed state, so linked to nothing there: {', '.join(absent)}")
     raise SystemExit(1 if violations else 0)

@@ -7,7 +7,7 @@ import json
 import click
 
 from ..review.drift import drift, drift_markdown, drift_text
-from ._common import API_URL_HELP, STATE_FILES, fail, format_option, load_state
+from ._common import API_URL_HELP, STATE_FILES, echo, fail, format_option, load_state
 
 
 @click.command("drift")
@@ -39,5 +39,5 @@ def drift_command(state: str, live: str, api_url: str | None, fmt: str, exit_cod
     elif fmt == "markdown":
         click.echo(drift_markdown(result, state, live))
     else:
-        click.echo(drift_text(result, state, live))
+        echo(drift_text(result, state, live))
     raise SystemExit(1 if exit_code and result.drifted else 0)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 from ..model.rules import token_header
-from ..review.render import markdown_cell, markdown_code
-from ._common import format_option, load_desired, stack_options
+from ..review.render import markdown_code
+from ._common import echo, format_option, load_desired, stack_options
 
 if TYPE_CHECKING:
     from ..review.plan import Plan
@@ -54,10 +54,10 @@ def render_markdown(p: Plan) -> str:
     for link in p.topology.links:
         src = apps.get(link.source)
         out.append(f"| {markdown_code(link.source)} | {markdown_code(link.target)} | "
-                   f"{markdown_code(token_header(src.type if src else None))} | {markdown_cell(link.description or '')} |")
+                   f"{markdown_code(token_header(src.type if src else None))} | {markdown_code(' '.join(link.description.split())) if link.description else ''} |")
     if p.violations:
         out += ["", "| rule | message |", "| --- | --- |"]
-        out += [f"| {markdown_code(v.rule)} | {markdown_cell(v.message)} |" for v in p.violations]
+        out += [f"| {markdown_code(v.rule)} | {markdown_code(v.message)} |" for v in p.violations]
     return "\n".join(out)
 
 
@@ -80,5 +80,5 @@ def plan_command(stack: str | None, config: Path | None, project_dir: Path | Non
     elif fmt == "markdown":
         click.echo(render_markdown(result))
     else:
-        click.echo(render_text(result))
+        echo(render_text(result))
     raise SystemExit(1 if result.violations else 0)

@@ -15,7 +15,8 @@ import click
 from ..errors import LinkedAppsError
 from ..model.graph import Link, TrustGraph
 from ..model.paths import Explanation, Reach, callers, explain, reach, render_path
-from ._common import app_operand, fail, format_option, load_state, load_topology, one_app, stack_options, state_option
+from ._common import (app_operand, echo, fail, format_option, load_state, load_topology, one_app, stack_options,
+                      state_option)
 
 
 def load_graph(
@@ -92,10 +93,10 @@ def reach_command(app: str | None, app_option: str | None, stack: str | None, co
         click.echo(json.dumps({"app": found.origin, "reaches": _entries(found)}, indent=2))
         return
     if not found:
-        click.echo(f"{found.origin}'s user identity reaches no other app ({label}): no app trusts it.")
+        echo(f"{found.origin}'s user identity reaches no other app ({label}): no app trusts it.")
         return
-    click.echo(f"{found.origin}'s user identity reaches {len(found)} app{'s' if len(found) != 1 else ''} ({label}):")
-    click.echo("\n".join(_table(found)))
+    echo(f"{found.origin}'s user identity reaches {len(found)} app{'s' if len(found) != 1 else ''} ({label}):")
+    echo("\n".join(_table(found)))
 
 
 @click.command("who-calls")
@@ -117,12 +118,12 @@ def who_calls_command(app: str | None, app_option: str | None, stack: str | None
         click.echo(json.dumps({"app": found.origin, "callers": _entries(found)}, indent=2))
         return
     if not found:
-        click.echo(f"no app calls {found.origin} ({label}): no policy on it admits a linked app token.")
+        echo(f"no app calls {found.origin} ({label}): no policy on it admits a linked app token.")
         return
     direct = sum(1 for a in found if found.hops[a] == 1)
-    click.echo(f"{len(found)} app{'s' if len(found) != 1 else ''} can reach {found.origin}, {direct} directly "
+    echo(f"{len(found)} app{'s' if len(found) != 1 else ''} can reach {found.origin}, {direct} directly "
                f"({label}):")
-    click.echo("\n".join(_table(found, policy_into_origin=True)))
+    echo("\n".join(_table(found, policy_into_origin=True)))
 
 
 def render_explanation(ex: Explanation, label: str) -> str:
@@ -170,5 +171,5 @@ def explain_command(source: str | None, source_option: str | None, target: str |
     target = one_app(target, target_option, "TO", "--to")
     graph, label = load_graph(stack, config, project_dir, state, api_url)
     ex: Explanation = _ask(explain, graph, source, target)
-    click.echo(json.dumps(ex.as_dict(), indent=2) if fmt == "json" else render_explanation(ex, label))
+    echo(json.dumps(ex.as_dict(), indent=2) if fmt == "json" else render_explanation(ex, label))
     raise SystemExit(0 if ex.reachable else 1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ._common import API_URL_HELP, STATE_FILES, fail, format_option, one_app
+from ._common import API_URL_HELP, STATE_FILES, echo, fail, format_option, one_app
 
 
 def _token(value: str | None, what: str) -> str | None:
@@ -90,7 +90,7 @@ def verify_command(app: str | None, state_file: str | None, api_url: str | None,
         click.echo(json.dumps(verdict.as_dict()))
     elif verdict.allowed:
         who = ", ".join(f"{k}={v}" for k, v in verdict.identity.items()) or "no identity claims"
-        click.echo(f"allowed: {verdict.source} -> {verdict.target} as {who}\n  {verdict.reason}")
+        echo(f"allowed: {verdict.source} -> {verdict.target} as {who}\n  {verdict.reason}")
     else:
-        click.echo(f"denied: {verdict.reason}")
+        echo(f"denied: {verdict.reason}")
     raise SystemExit(0 if verdict.allowed else 1)

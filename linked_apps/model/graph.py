@@ -32,10 +32,15 @@ class App:
     unreadable: tuple[str, ...] = field(default=(), compare=False)
     """What of the app's own record (type, uid, policies list) could not be read, each naming its field; an app
     with any such part never grants (README: the fail-closed rule)."""
+    lookup: str | None = None
+    """For an app managed elsewhere and found by its Cloudflare name at deploy time: that name."""
+    stack: str | None = None
+    """For an app another stack manages: `<stack> <output>` or `<stack> apps.<app>`, where its uid is read."""
 
     def as_dict(self) -> dict[str, object]:
-        return {"name": self.name, "type": self.type, "managed": self.managed, "uid": self.uid, "aud": self.aud,
-                "domain": self.domain, "client_id": self.client_id}
+        out: dict[str, object] = {"name": self.name, "type": self.type, "managed": self.managed, "uid": self.uid,
+                                  "aud": self.aud, "domain": self.domain, "client_id": self.client_id}
+        return out | {k: v for k, v in (("lookup", self.lookup), ("stack", self.stack)) if v is not None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,14 @@ import difflib
 import heapq
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import Violation
+from ._confusables import confusable_skeleton
 
 LINKED_APP_TOKEN = "linked_app_token"
 """The policy rule selector (`{"linked_app_token": {"app_uid": ...}}`)."""
@@ -319,3 +321,85 @@ def evaluate_linked_policy(
             what = "another app" if rule[0] == LINKED_APP_TOKEN else f"a {rule[0]} rule this verifier cannot evaluate"
             return False, f"a require rule is not met ({what})"
     return True, "an include rule names the source app"
+
+
+# -- names and identities ---------------------------------------------------------------------------------------
+# An app's key is its Cloudflare name, and reviewers tell apps apart by it: a name must read as exactly what it
+# is. Unicode categories refused anywhere in a name: controls (Cc, incl. \r \n \t, NUL), format characters (Cf:
+# bidi overrides and isolates, zero-width space/joiners, BOM, soft hyphen), lone surrogates (Cs), private use
+# (Co), unassigned code points (Cn), line and paragraph separators (Zl, Zp).
+_REFUSED_CATEGORIES = {"Cc": "a control character", "Cf": "an invisible format character (bidi or zero-width)",
+                       "Cs": "a lone surrogate", "Co": "a private-use character", "Cn": "an unassigned code point",
+                       "Zl": "a line separator", "Zp": "a paragraph separator"}
+# Default-ignorable code points outside Cf (Unicode DerivedCoreProperties.txt, Default_Ignorable_Code_Point):
+# they render as nothing, so `hr-portal` plus one of them looks like `hr-portal`.
+_INVISIBLE = frozenset([0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, 0x2800,
+                        *range(0x180B, 0x1810), *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
+
+
+def shown(text: str) -> str:
+    """Text quoted for a message: ASCII only, every other character escaped (`'hr-p\\u043ertal'`), so a look-alike,
+    an invisible character or a terminal escape in a name is visible and harmless wherever the message goes."""
+    return ascii(text)
+
+
+def _unreadable(ch: str) -> str | None:
+    """What is wrong with `ch` in text a person must read, or None when it shows as itself."""
+    category = unicodedata.category(ch)
+    what = _REFUSED_CATEGORIES.get(category)
+    if what is None and ord(ch) in _INVISIBLE:
+        what = "an invisible or blank character"
+    elif what is None and category == "Zs" and ch != " ":
+        what = "a space other than U+0020"
+    return what
+
+
+def printable(text: str) -> str:
+    """`text` with every character `_unreadable` judges shown as a `\\uXXXX` escape (controls, bidi, zero-width,
+    lone surrogates, odd spaces), so what a reader sees is what the text holds and no medium gets a control."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(ch if _unreadable(ch) is None else
+                    (f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}") for ch in text)
+
+
+def app_name_problem(name: str) -> str | None:
+    """Why `name` cannot be an app name, or None: printable, no surrounding spaces, nothing invisible."""
+    for ch in name:
+        what = _unreadable(ch)
+        if what is not None:
+            label = unicodedata.name(ch, "") if not 0xD800 <= ord(ch) <= 0xDFFF else ""
+            return (f"app name {shown(name)} holds U+{ord(ch):04X}{f' ({label})' if label else ''}, {what}; "
+                    "names must be printable text that reads as what it is: remove the character")
+    if not name.strip() or name != name.strip():
+        return f"app name {shown(name)} must be non-empty with no surrounding spaces (it is the Cloudflare name)"
+    return None
+
+
+def look_alike_problems(names: Iterable[str]) -> list[str]:
+    """Every pair of names that differ but look alike (one TR39 skeleton), each naming both."""
+    first: dict[str, str] = {}
+    found: list[str] = []
+    for name in names:
+        skeleton = confusable_skeleton(name)
+        other = first.setdefault(skeleton, name)
+        if other != name:
+            found.append(f"app names {shown(other)} and {shown(name)} look alike (the same Unicode TR39 skeleton), "
+                         "so a reviewer cannot tell them apart; rename one")
+    return found
+
+
+def identity_problems(identities: Mapping[str, Iterable[tuple[str, str]]]) -> list[str]:
+    """Apps that would be one Cloudflare app: app name -> its identities (`("uid", ...)`, `("aud", ...)`,
+    `("name", cloudflare name)`, `("stack", reference)`). Two apps with one identity are refused: trust declared
+    for one would silently be trust for the other, and the review would show two names for one app."""
+    owner: dict[tuple[str, str], str] = {}
+    found: list[str] = []
+    words = {"uid": "uid", "aud": "AUD tag", "name": "Cloudflare name", "stack": "stack reference"}
+    for app, keys in identities.items():
+        for key in dict.fromkeys(keys):
+            other = owner.setdefault(key, app)
+            if other != app:
+                found.append(f"apps {shown(other)} and {shown(app)} are one Cloudflare app (the same "
+                             f"{words.get(key[0], key[0])} {shown(key[1])}); declare it once")
+    return found

@@ -31,11 +31,14 @@ from .rules import (
     AppFacts,
     LinkRef,
     Violation,
+    app_name_problem,
     check_app_uid,
     check_aud_tag,
     check_links,
     check_team_domain,
+    identity_problems,
     linked_policy_name,
+    look_alike_problems,
     redirect_uri_problem,
     self_hosted_place_problem,
 )
@@ -222,9 +225,11 @@ class Topology(_Spec):
     @field_validator("apps")
     @classmethod
     def _names(cls, apps: dict[str, Any]) -> dict[str, Any]:
-        for name in apps:
-            if not name.strip() or name != name.strip():
-                raise ValueError(f"app name {name!r} must be non-empty with no surrounding spaces (it is the Cloudflare name)")
+        # Printable, unmistakable names, and one name per Cloudflare app (rules.py says why).
+        problems = [p for p in map(app_name_problem, apps) if p] or look_alike_problems(apps)
+        problems += identity_problems({name: _identities(name, spec) for name, spec in apps.items()})
+        if problems:
+            raise ValueError("; ".join(problems))
         return apps
 
     def is_managed(self, name: str) -> bool:
@@ -257,10 +262,28 @@ class Topology(_Spec):
                 aud=getattr(spec, "aud", None),
                 domain=getattr(spec, "domain", None),
                 managed=spec.managed,
+                lookup=getattr(spec, "lookup", None),
+                stack=stack_reference(spec) if isinstance(spec, StackAppSpec) else None,
             ))
         links = [Link(l.source, l.target, policy_name=linked_policy_name(l.source), description=l.description)
                  for l in self.links]
         return TrustGraph(apps, links, team_domain=self.team_domain)
+
+
+def _identities(name: str, spec: Any) -> list[tuple[str, str]]:
+    """What names this app in Cloudflare: a managed app is found by its name, the others by what they give."""
+    if spec.managed:
+        return [("name", name)]
+    if isinstance(spec, ExistingAppSpec):
+        return [("uid", spec.uid)] + ([("aud", spec.aud)] if spec.aud else [])
+    if isinstance(spec, LookupAppSpec):
+        return [("name", spec.lookup)]
+    return [("stack", stack_reference(spec))]
+
+
+def stack_reference(spec: StackAppSpec) -> str:
+    """Where another stack's app uid is read: `<stack> <output>` or `<stack> apps.<app>` (also exported)."""
+    return f"{spec.stack} {spec.output}" if spec.output is not None else f"{spec.stack} apps.{spec.app}"
 
 
 _TOP_KEYS = frozenset(f.alias or n for n, f in Topology.model_fields.items())

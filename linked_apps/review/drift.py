@@ -9,11 +9,11 @@ changes what Access evaluates first even when no link changes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..model.graph import TrustGraph
 from .diff import TrustDiff, diff_trust
-from .render import markdown_cell, markdown_code
+from .render import markdown_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +59,16 @@ class Drift:
         return doc
 
 
+ACCOUNT_FIELDS = ("type", "uid")
+"""What the account itself says of an app; managed-ness, lookups and stack references are the stack's notions."""
+
+
 def drift(recorded: TrustGraph, live: TrustGraph) -> Drift:
     compared = recorded.attachments_recorded and live.attachments_recorded
     changes = tuple(_attachment_changes(recorded, live)) if compared else ()
-    return Drift(diff_trust(live, recorded), changes, compared)
+    links = diff_trust(live, recorded)
+    links = replace(links, apps_changed=tuple(c for c in links.apps_changed if c.field in ACCOUNT_FIELDS))
+    return Drift(links, changes, compared)
 
 
 def _attachment_changes(recorded: TrustGraph, live: TrustGraph) -> list[AttachmentChange]:
@@ -113,7 +119,7 @@ def drift_markdown(result: Drift, recorded: str, live: str) -> str:
         out.append("_Every recorded link is enforced, and nothing more._")
     if result.attachments:
         out += ["", "| app | policy | recorded precedence | live precedence |", "| --- | --- | --- | --- |"]
-        out += [f"| {markdown_code(c.app)} | {markdown_cell(c.policy_name or c.policy_id)} | "
+        out += [f"| {markdown_code(c.app)} | {markdown_code(c.policy_name or c.policy_id)} | "
                 f"{c.recorded if c.recorded is not None else '-'} | {c.live if c.live is not None else '-'} |"
                 for c in result.attachments]
     if not result.attachments_compared:

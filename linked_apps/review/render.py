@@ -2,22 +2,29 @@
 
 Pure module: no Pulumi, no I/O. Everything drawn comes from a `TrustGraph` or a `TrustDiff`; a drawing of one
 graph is a diff with nothing added or removed, so `graph` and `diff` share one renderer.
+
+Names and descriptions come from pull requests and state files, so they are hostile: each medium has one escaper
+here (`markdown_code`, `_mermaid_text`, `_dot_id`, `printable` for terminals), every such string goes through
+it, and none of them lets input become markup, a directive, a control character or a line break.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..model.graph import App, TrustGraph
-from ..model.rules import token_header
-from .diff import Edge, TrustDiff
+from ..model.rules import printable, token_header
+from .diff import AppChange, Edge, TrustDiff
 
 ADDED, REMOVED, SAME = "added", "removed", ""
 ADDED_COLOUR, REMOVED_COLOUR = "#1a7f37", "#cf222e"
 MAX_DRAWN_EDGES = 150
 """Beyond this many links a PR comment draws only the changes: GitHub renders at most 500 Mermaid edges and
 a comment holds at most 65,536 characters."""
+MAX_COMMENT_CHARS = 65_000
+"""`diff --format markdown` stays within this many characters (UTF-16 units, as GitHub counts): GitHub refuses a
+comment over 65,536, and the workflow adds a marker and a footer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +73,15 @@ def _describe(app: App | None) -> str:
 
 
 # -- Mermaid ----------------------------------------------------------------------------------------------------
+_MERMAID_ENTITIES = {ch: f"#{ord(ch)};" for ch in '#"<>%{}`&|[]()\\'}
+
+
 def _mermaid_text(text: str) -> str:
-    # Inside a quoted label Mermaid reads entity codes; quotes and angle brackets would end or inject markup.
-    return text.replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    """A quoted Mermaid label: Mermaid reads `#<code>;` entities there. Quotes, brackets and angle brackets would end
+    the label or inject markup, `%%{init: ...}%%` anywhere in the source is a directive (so `%` and `{` go), a
+    backtick starts a Markdown label, and a line break (shown escaped by `printable`) would end the statement and
+    could close the Markdown fence around the diagram."""
+    return "".join(_MERMAID_ENTITIES.get(ch, ch) for ch in printable(text))
 
 
 def mermaid(drawing: Drawing) -> str:
@@ -103,8 +116,14 @@ def mermaid(drawing: Drawing) -> str:
 
 
 # -- DOT (Graphviz) ---------------------------------------------------------------------------------------------
+def _dot_text(text: str) -> str:
+    """Inside a DOT quoted string only `\\` and `"` are special; controls (a NUL ends the file for Graphviz) and line
+    breaks are shown escaped by `printable`, whose backslashes are then doubled like any other."""
+    return printable(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _dot_id(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return f'"{_dot_text(text)}"'
 
 
 def dot(drawing: Drawing) -> str:
@@ -112,7 +131,7 @@ def dot(drawing: Drawing) -> str:
     out = ["digraph trust {", "  rankdir=LR;", '  node [shape=box, style=rounded, fontname="Helvetica"];']
     for name in drawing.names():
         app = drawing.apps.get(name)
-        attrs = [f"label={_dot_id(name + chr(10) + _describe(app))}"]
+        attrs = [f'label="{_dot_text(name)}\\n{_dot_text(_describe(app))}"']
         if app is not None and app.type == "saas":
             attrs.append("shape=ellipse")
         change = drawing.app_changes.get(name, SAME)
@@ -145,6 +164,9 @@ def summary(diff: TrustDiff) -> str:
                  f"{len(diff.unchanged)} unchanged"]
         if diff.apps_added or diff.apps_removed:
             parts.append(f"{_plural(len(diff.apps_added), 'app')} added, {len(diff.apps_removed)} removed")
+        if diff.apps_changed:
+            changed = len({c.app for c in diff.apps_changed})
+            parts.append(f"{_plural(changed, 'app')} changed identity")
     else:
         parts = [f"no trust change ({_plural(len(diff.unchanged), 'link')} unchanged)"]
     parts.append(f"{_plural(len(diff.violations), 'rule violation')}" if diff.violations else "no rule violations")
@@ -156,69 +178,170 @@ def _token(diff: TrustDiff, edge: Edge) -> str:
     return token_header(source.type) if source is not None else "? (undeclared app)"
 
 
+def _value(value: object) -> str:
+    """A field value of an identity change, as people read it."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _change_words(change: AppChange) -> tuple[str, str, str]:
+    field = "managed here" if change.field == "managed" else change.field
+    return field, _value(change.before), _value(change.after)
+
+
 def diff_text(diff: TrustDiff, desired: str, deployed: str) -> str:
+    """The diff for a terminal: every name, description and message through `printable`."""
+    p = printable
     rows: list[tuple[str, Edge]] = ([("+", e) for e in diff.added] + [("-", e) for e in diff.removed]
                                     + [(" ", e) for e in diff.unchanged])
-    width = max((len(f"{a} -> {b}") for _, (a, b) in rows), default=0)
-    out = [f"Trust diff: {desired} (desired) against {deployed} (deployed)"]
-    for mark, (a, b) in rows:
-        out.append(f"  {mark} {f'{a} -> {b}':<{width}}  [{_token(diff, (a, b))}]")
+    arrows = [f"{p(a)} -> {p(b)}" for _, (a, b) in rows]
+    width = max(map(len, arrows), default=0)
+    out = [f"Trust diff: {p(desired)} (desired) against {p(deployed)} (deployed)"]
+    for (mark, edge), arrow in zip(rows, arrows):
+        out.append(f"  {mark} {arrow:<{width}}  [{p(_token(diff, edge))}]")
     if not rows:
         out.append("  (no links on either side)")
     for title, apps in (("Apps added", diff.apps_added), ("Apps removed", diff.apps_removed)):
         if apps:
-            out.append(f"{title}: " + ", ".join(f"{a.name} ({_describe(a)})" for a in apps))
+            out.append(f"{title}: " + ", ".join(f"{p(a.name)} ({p(_describe(a))})" for a in apps))
+    if diff.apps_changed:
+        out.append(f"Apps whose identity changed behind the same name ({len(diff.apps_changed)}):")
+        for change in diff.apps_changed:
+            field, before, after = _change_words(change)
+            out.append(f"  ~ {p(change.app)}: {field} {p(before)} -> {p(after)}")
     for app, uid in diff.unknown_uids:
-        out.append(f"Deployed: {app} accepts tokens of uid {uid}, which is no app known on either side")
+        out.append(f"Deployed: {p(app)} accepts tokens of uid {p(uid)}, which is no app known on either side")
     if diff.violations:
         out.append(f"Violations ({len(diff.violations)}): the preview fails until they are fixed")
-        out.extend(f"  [{v.rule}] {v.message}" for v in diff.violations)
+        out.extend(f"  [{p(v.rule)}] {p(v.message)}" for v in diff.violations)
     out.append(summary(diff))
     return "\n".join(out)
 
 
-def markdown_cell(text: str) -> str:
-    """Text safe inside a Markdown table cell: a pipe would end the cell, a newline the row."""
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
+# -- the diff as a PR comment -------------------------------------------------------------------------------------
 def markdown_code(text: str) -> str:
-    """Inline code safe inside a table cell, whatever backticks the text holds."""
-    fence = "``" if "`" in text else "`"
-    pad = " " if "`" in text else ""
-    return f"{fence}{pad}{markdown_cell(text)}{pad}{fence}"
+    """`text` as one inline code span that is safe in a GFM table cell, whatever it holds.
+
+    A code span shows its content literally: no HTML, emphasis, links, and no @mention or #reference (GitHub
+    skips code). The fence is one backtick longer than the longest run inside, padded when the text touches a
+    backtick; `printable` removes line breaks (which end a table row) and invisible characters; `|` is escaped
+    for the table, and a backslash just before a `|` is shown as `\\u005c`, since GitHub's table scanner would
+    read `\\\\|` as an escaped backslash followed by a cell border.
+    """
+    text = printable(text)
+    if not text:
+        return "(empty)"
+    text = text.replace("\\|", "\\u005c|").replace("|", "\\|")
+    run = current = 0
+    for ch in text:
+        current = current + 1 if ch == "`" else 0
+        run = max(run, current)
+    fence = "`" * (run + 1)
+    # CommonMark strips one space from each end when both ends have one (unless it is all spaces): pad to keep them.
+    spaced = text.startswith(" ") and text.endswith(" ") and text.strip(" ")
+    pad = " " if text.startswith("`") or text.endswith("`") or spaced else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def _app_list(apps: Sequence[App]) -> str:
-    return ", ".join(f"{markdown_code(a.name)} ({_describe(a)})" for a in apps)
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
-def diff_markdown(diff: TrustDiff, desired: str, deployed: str, *, max_drawn_edges: int = MAX_DRAWN_EDGES) -> str:
-    """A PR comment: one summary line, a table of added and removed links, then the picture."""
-    out = [f"### Trust review: {summary(diff)}", "",
-           f"Desired {markdown_code(desired)} against deployed {markdown_code(deployed)}.", ""]
-    changes: Iterable[tuple[str, Edge]] = [*((ADDED, e) for e in diff.added), *((REMOVED, e) for e in diff.removed)]
-    changes = list(changes)
-    if changes:
-        out += ["| change | from | to | token |", "| --- | --- | --- | --- |"]
-        out += [f"| {change} | {markdown_code(a)} | {markdown_code(b)} | {markdown_code(_token(diff, (a, b)))} |" for change, (a, b) in changes]
-    else:
-        out.append("_No link is added or removed._")
-    if diff.apps_added:
-        out += ["", f"**Apps added:** {_app_list(diff.apps_added)}"]
-    if diff.apps_removed:
-        out += ["", f"**Apps removed:** {_app_list(diff.apps_removed)}"]
-    if diff.unknown_uids:
-        out += ["", "**Deployed rules naming no known app:** " + ", ".join(
-            f"{markdown_code(app)} accepts uid {markdown_code(uid)}" for app, uid in diff.unknown_uids)]
-    if diff.violations:
-        out += ["", "**Rule violations** (the preview fails until they are fixed):", "",
-                "| rule | message |", "| --- | --- |"]
-        out += [f"| {markdown_code(v.rule)} | {markdown_cell(v.message)} |" for v in diff.violations]
+@dataclass
+class _Table:
+    """A Markdown table of the comment; when the comment must be cut, only its first `kept` rows are shown."""
+
+    intro: list[str]
+    header: str
+    rows: list[str]
+    what: str | Callable[[int], str]
+    """What the rows not shown are (e.g. "link changes"), or a function of how many rows are kept that says it."""
+    kept: int = -1
+
+    def lines(self) -> list[str]:
+        kept = len(self.rows) if self.kept < 0 else self.kept
+        if not self.rows:
+            return []
+        columns = self.header.count("|") - 1
+        out = ["", *self.intro, *([self.header, "|" + " --- |" * columns, *self.rows[:kept]] if kept else [])]
+        if kept < len(self.rows):
+            what = self.what(kept) if callable(self.what) else self.what
+            out += [*([""] if kept else []),
+                    f"**{len(self.rows) - kept} {'more ' if kept else ''}{what} not shown here** (see the note above)."]
+        return out
+
+
+def diff_markdown(diff: TrustDiff, desired: str, deployed: str, *, max_drawn_edges: int = MAX_DRAWN_EDGES,
+                  max_chars: int = MAX_COMMENT_CHARS) -> str:
+    """A PR comment: the summary in the heading, tables of what changes, then the picture and unchanged links.
+
+    Within `max_chars`: when everything does not fit, the diagram goes first, then the unchanged links, then rows
+    from the end of the lowest tables (link changes are kept longest); the heading keeps the full counts and a
+    note under it says what was cut. Cuts are whole lines, so fences and `<details>` stay balanced.
+    """
+    code = markdown_code
+    head = [f"### Trust review: {summary(diff)}", "",
+            f"Desired {code(desired)} against deployed {code(deployed)}."]
+    tables = [
+        _Table([], "| change | from | to | token |",
+               [f"| {change} | {code(a)} | {code(b)} | {code(_token(diff, (a, b)))} |"
+                for change, edges in ((ADDED, diff.added), (REMOVED, diff.removed)) for a, b in edges],
+               lambda kept: (f"link changes ({max(len(diff.added) - kept, 0)} added, "
+                             f"{min(len(diff.removed), len(diff.added) + len(diff.removed) - kept)} removed)")),
+        _Table(["**Apps whose identity changed behind the same name** (trust follows the identity, not the name):",
+                ""], "| app | field | from | to |",
+               [f"| {code(c.app)} | {' | '.join(code(w) for w in _change_words(c))} |" for c in diff.apps_changed],
+               "identity changes"),
+        _Table(["**Rule violations** (the preview fails until they are fixed):", ""], "| rule | message |",
+               [f"| {code(v.rule)} | {code(v.message)} |" for v in diff.violations], "violations"),
+        _Table(["**Apps added or removed:**", ""], "| app | change | kind |",
+               [f"| {code(a.name)} | {change} | {code(_describe(a))} |"
+                for change, apps in (("added", diff.apps_added), ("removed", diff.apps_removed)) for a in apps],
+               "app changes"),
+        _Table(["**Deployed rules naming no known app:**", ""], "| app | accepts uid |",
+               [f"| {code(app)} | {code(uid)} |" for app, uid in diff.unknown_uids], "deployed rules"),
+    ]
+    no_change = [] if diff.added or diff.removed else ["", "_No link is added or removed._"]
     total = len(diff.added) + len(diff.removed) + len(diff.unchanged)
     changes_only = total > max_drawn_edges
-    out += ["", "```mermaid", mermaid(Drawing.of_diff(diff, changes_only=changes_only)), "```", "",
-            "<sub>Thick green arrows: links added. Dashed red arrows: links removed."
-            + (f" The {len(diff.unchanged)} unchanged links are not drawn (`linked-apps graph` draws them all)."
-               if changes_only else "") + "</sub>"]
-    return "\n".join(out)
+    diagram = ["", "```mermaid", mermaid(Drawing.of_diff(diff, changes_only=changes_only)), "```", "",
+               "<sub>Thick green arrows: links added. Dashed red arrows: links removed."
+               + (f" The {len(diff.unchanged)} unchanged links are not drawn (`linked-apps graph` draws them all)."
+                  if changes_only else "") + "</sub>"]
+    unchanged = (["", f"<details><summary>{_plural(len(diff.unchanged), 'unchanged link')}</summary>", "",
+                  "| from | to |", "| --- | --- |", *(f"| {code(a)} | {code(b)} |" for a, b in diff.unchanged), "",
+                  "</details>"] if diff.unchanged else [])
+
+    def render(note: list[str], with_diagram: bool, with_unchanged: bool) -> str:
+        body = [line for t in tables for line in t.lines()]
+        return "\n".join([*head, *note, *no_change, *body, *(diagram if with_diagram else []),
+                          *(unchanged if with_unchanged else [])])
+
+    full = render([], True, True)
+    if _utf16_len(full) <= max_chars:
+        return full
+    cut: list[str] = ["the diagram"]
+    with_unchanged = _utf16_len(render(_cut_note(cut), False, True)) <= max_chars
+    if not with_unchanged and unchanged:
+        cut.append(f"the list of {_plural(len(diff.unchanged), 'unchanged link')}")
+    if _utf16_len(render(_cut_note(cut), False, with_unchanged)) > max_chars:
+        cut.append("rows at the end of the tables below")
+        fixed = _utf16_len(render(_cut_note(cut), False, with_unchanged)) - sum(
+            _utf16_len(r) + 1 for t in tables for r in t.rows)
+        budget = max_chars - fixed - 200 * len(tables)  # room for each table's "N more ... not shown" line
+        for table in tables:  # in order of importance: link changes first
+            table.kept = 0
+            for row in table.rows:
+                if budget < _utf16_len(row) + 1:
+                    break
+                budget -= _utf16_len(row) + 1
+                table.kept += 1
+    return render(_cut_note(cut), False, with_unchanged)
+
+
+def _cut_note(cut: Sequence[str]) -> list[str]:
+    return ["", f"> **This review is cut to fit one comment.** Not shown here: {', '.join(cut)}. The counts above "
+                "are complete; the job summary or `linked-apps diff` shows everything."]

@@ -310,6 +310,8 @@ def _apps_output(apps: Any, at: str, *, managed_default: bool) -> list[App]:
             client_id=_str(entry, "client_id", "clientId"),
             managed=entry["managed"] if isinstance(entry.get("managed"), bool) else managed_default,
             unreadable=tuple(problems),
+            lookup=_str(entry, "lookup"),
+            stack=_str(entry, "stack"),
         ))
     return out
 
