@@ -79,12 +79,15 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start}); give a Pulumi.<stack>.yaml file"],
                           str(path)) from None
+    duplicates: list[str] = []
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_duplicate_checking_loader(yaml, duplicates))  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError([f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"], str(path)) from None
+    if duplicates:
+        raise ConfigError([f"{path}: {d}" for d in duplicates], str(path))
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
@@ -93,6 +96,34 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ConfigError([f"{path}: `config:` must be a mapping"], str(path))
     return config
+
+
+def _duplicate_checking_loader(yaml: Any, found: list[str]) -> type:
+    """A SafeLoader that records every key given twice in one mapping, naming both lines.
+
+    PyYAML keeps the last value silently; Pulumi's Go YAML (gopkg.in/yaml.v3) refuses the file ("mapping key
+    ... already defined at line N"), so a duplicate must fail here too, or plan would show a config pulumi rejects.
+    """
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                try:
+                    key = self.construct_object(key_node, deep=True)
+                    hash(key)
+                except Exception:  # noqa: BLE001 - an unhashable key is the base loader's error to report
+                    continue
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    found.append(f"line {line}: key {key!r} is given twice (first at line {seen[key]}); "
+                                 "keep one, or the later one would silently win")
+                else:
+                    seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, Loader.construct_mapping)
+    return Loader
 
 
 def _engine_values(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
