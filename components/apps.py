@@ -36,6 +36,8 @@ class SelfHostedAppArgs(TypedDict):
     """Existing reusable policies to attach first, in this order; the app's own policies are never displaced."""
     linked_app_policy_ids: NotRequired[Sequence[pulumi.Input[str]]]
     """LinkedAppTrust policy ids, one per app whose user tokens this app accepts; attached after the app's own."""
+    found_linked_app_policy_ids: NotRequired[pulumi.Input[Sequence[str]]]
+    """LinkedAppTrust policy ids found at deploy time by a lookup, for links that close a cycle; attached last."""
     session_duration: NotRequired[str]
     """How long an Access session to this app lasts, e.g. `24h`."""
 
@@ -103,7 +105,14 @@ class SelfHostedApp(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         own = _own_policies(self, name, args)
         linked = list(args.get("linked_app_policy_ids") or [])
+        found = args.get("found_linked_app_policy_ids")
         destinations = [{"type": "public", "uri": uri} for uri in args.get("destinations") or []]
+        policies: pulumi.Input[Sequence[dict]] | None = policy_attachments(own, linked) if own or linked else None
+        if found is not None:
+            # Ids from a lookup: the list is known only once the lookup answers (an invoke, not a dependency).
+            policies = pulumi.Output.all(pulumi.Output.from_input(found), *own, *linked).apply(
+                lambda values: policy_attachments(values[1:1 + len(own)], [*values[1 + len(own):], *values[0]])
+                or None)
         app = cloudflare.ZeroTrustAccessApplication(
             f"{name}-app",
             account_id=args["account_id"],
@@ -113,7 +122,7 @@ class SelfHostedApp(pulumi.ComponentResource):
             destinations=destinations or None,
             session_duration=args.get("session_duration"),
             # Ids go in as they are (strings or Outputs): no apply per app keeps large stacks near the SDK's floor.
-            policies=policy_attachments(own, linked) if own or linked else None,
+            policies=policies,
             opts=child,
         )
         self.uid = app.id

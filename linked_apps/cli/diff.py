@@ -38,7 +38,7 @@ def diff_command(stack: str | None, config: Path | None, project_dir: Path | Non
         violations = topology.violations()
     except LinkedAppsError as exc:
         fail(str(exc))
-    result = diff_trust(topology.trust_graph(), deployed, violations)
+    result = diff_trust(topology.trust_graph(), deployed, violations, deferred=topology.deferred_links())
     desired_label = f"stack {stack}" if stack else str(config)
     if fmt == "json":
         click.echo(json.dumps(result.as_dict(), indent=2))

@@ -270,20 +270,23 @@ def check_links(apps: Mapping[str, AppFacts], links: Sequence[LinkRef]) -> list[
                 "the source must be self_hosted (it forwards Cf-Access-Token) or saas (it sends Authorization: Bearer)",
                 (a, b),
             ))
-    found.extend(_cycles(apps, seen))
     return found
 
 
-def _cycles(apps: Mapping[str, AppFacts], edges: Iterable[tuple[str, str]]) -> list[Violation]:
-    """Links among managed apps must form no cycle: B's policy list needs A's uid, so A is created first.
+def deferred_links(apps: Mapping[str, AppFacts], edges: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The links that break every cycle among apps this stack manages, chosen deterministically.
 
-    Only managed targets can be attached to, so every cycle worth reporting runs through managed apps.
+    B's policy list needs the id of A's trust policy, which needs A's uid: a cycle of links among managed apps
+    cannot be built in one deployment. Each such cycle is broken at one link: the back edges of a depth-first
+    search visiting apps and their targets in name order (removing them leaves no cycle). A deferred link's
+    attachment resolves through a lookup (an invoke) instead of a resource dependency, so the first `pulumi up`
+    creates everything but it and the second attaches it.
     """
     succ: dict[str, list[str]] = {}
-    for a, b in edges:
+    for a, b in set(edges):
         if a in apps and b in apps and apps[a].managed and apps[b].managed and can_receive_linked_trust(apps[b].type):
             succ.setdefault(a, []).append(b)
-    found: list[Violation] = []
+    deferred: list[tuple[str, str]] = []
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
     for root in sorted(succ):
         if state.get(root):
@@ -297,25 +300,18 @@ def _cycles(apps: Mapping[str, AppFacts], edges: Iterable[tuple[str, str]]) -> l
                 state[path.pop()] = 2
                 stack.pop()
             elif state.get(nxt) == 1:
-                cycle = path[path.index(nxt):] + [nxt]
-                found.append(Violation(
-                    "cycle",
-                    f"links {' -> '.join(cycle)} form a cycle among apps this stack manages; each app's policy list "
-                    "needs the uid of the app before it, so Pulumi cannot create them in one deployment. Remove one "
-                    "of these links, or manage one of the apps in another stack and reference it with `stack`",
-                    tuple(cycle[:-1]),
-                ))
+                deferred.append((path[-1], nxt))
             elif not state.get(nxt):
                 state[nxt] = 1
                 path.append(nxt)
                 stack.append(iter(sorted(succ.get(nxt, ()))))
-    return found
+    return sorted(deferred)
 
 
 def creation_order(apps: Iterable[str], edges: Iterable[tuple[str, str]]) -> list[str]:
     """Apps in an order where every link's source comes before its target (Kahn; ties by name).
 
-    Call it only on a topology `check_links` passed: a cycle would leave apps out, so it raises.
+    Call it without the `deferred_links`: a cycle would leave apps out, so it raises.
     """
     names = sorted(set(apps))
     indegree = dict.fromkeys(names, 0)
@@ -335,7 +331,7 @@ def creation_order(apps: Iterable[str], edges: Iterable[tuple[str, str]]) -> lis
             if indegree[m] == 0:
                 heapq.heappush(ready, m)
     if len(order) != len(names):
-        raise ValueError("links form a cycle; run check_links first")
+        raise ValueError("links form a cycle; leave out the deferred_links")
     return order
 
 

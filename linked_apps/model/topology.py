@@ -44,6 +44,7 @@ from .rules import (
     check_links,
     check_session_duration,
     check_team_domain,
+    deferred_links,
     linked_policy_name,
     redirect_uri_problem,
     self_hosted_place_problem,
@@ -271,9 +272,16 @@ class Topology(_Spec):
     def is_managed(self, name: str) -> bool:
         return name in self.apps and self.apps[name].managed
 
+    def _facts(self) -> dict[str, AppFacts]:
+        return {name: AppFacts(spec.type, spec.managed) for name, spec in self.apps.items()}
+
+    def deferred_links(self) -> list[tuple[str, str]]:
+        """Links of cycles among managed apps that attach on the next `pulumi up` (see rules.deferred_links)."""
+        return deferred_links(self._facts(), [(l.source, l.target) for l in self.links])
+
     def violations(self) -> list[Violation]:
         """Every rule this topology breaks, all at once (empty when it can be deployed)."""
-        facts = {name: AppFacts(spec.type, spec.managed) for name, spec in self.apps.items()}
+        facts = self._facts()
         refs = [LinkRef(l.source, l.target, f"{NAMESPACE}:links[{i}]") for i, l in enumerate(self.links)]
         return check_links(facts, refs) + self.assertion_violations(self.trust_graph())
 

@@ -10,9 +10,10 @@ import contextvars
 import gc
 import hashlib
 import json
+import logging
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,13 @@ class Plan:
     resources: list[dict[str, Any]] = field(default_factory=list)
     """Registered Cloudflare resources: `type`, `name`, `id` and the `inputs` the engine received (camelCase)."""
     outputs: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """What the program warned about (`pulumi.log.warn`), e.g. links of a cycle still to attach."""
+
+    @property
+    def deferred(self) -> list[tuple[str, str]]:
+        """Links of a cycle that attach on the next `pulumi up` (their source's trust policy is found by lookup)."""
+        return self.topology.deferred_links()
 
     @property
     def graph(self) -> TrustGraph:
@@ -53,6 +61,7 @@ class Plan:
         return {
             "apps": [{"name": n, "type": s.type, "managed": s.managed} for n, s in self.topology.apps.items()],
             "links": [{"from": l.source, "to": l.target} for l in self.topology.links],
+            "deferred": [{"from": a, "to": b} for a, b in self.deferred],
             "violations": [v.as_dict() for v in self.violations],
             "resources": [{"type": r["type"], "name": r["name"]} for r in self.resources],
         }
@@ -142,10 +151,15 @@ def _engine_values(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]
 
 
 class _PlanMocks:
-    """Answers for the mock engine, shaped like Cloudflare's documented responses."""
+    """Answers for the mock engine, shaped like Cloudflare's documented responses.
 
-    def __init__(self, topology: Topology) -> None:
+    `existing` are resources an earlier run registered (`Plan.resources`): what the account holds now, as the
+    lookups (invokes) of this run see it.
+    """
+
+    def __init__(self, topology: Topology, existing: Sequence[Mapping[str, Any]] = ()) -> None:
         self.topology = topology
+        self.existing = list(existing)
         self.registered: list[dict[str, str]] = []
 
     def new_resource(self, args: Any) -> tuple[str | None, dict[str, Any]]:
@@ -180,27 +194,49 @@ class _PlanMocks:
     def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token.endswith(":getZeroTrustAccessApplications"):
             name = args.args.get("name")
+            found = [{"id": r["id"], "name": name, "type": r["inputs"].get("type"), "aud": fake_aud(name)}
+                     for r in self._existing(":ZeroTrustAccessApplication") if r["inputs"].get("name") == name]
             declared = next((s.type for s in self.topology.apps.values() if getattr(s, "lookup", None) == name), None)
-            if declared is None:
-                return {"results": []}, []
-            return {"results": [{"id": fake_uid("lookup", name), "name": name, "type": declared,
-                                 "aud": fake_aud(name)}]}, []
+            if declared is not None:
+                found.append({"id": fake_uid("lookup", name), "name": name, "type": declared, "aud": fake_aud(name)})
+            return {"results": found}, []
+        if args.token.endswith(":getZeroTrustAccessPolicies"):
+            # The list endpoint's fields the lookup reads (GET /accounts/{id}/access/policies).
+            return {"results": [{"id": r["id"], "name": r["inputs"].get("name"), "decision": r["inputs"].get("decision"),
+                                 "includes": r["inputs"].get("includes") or [], "excludes": [], "requires": [],
+                                 "reusable": True}
+                                for r in self._existing(":ZeroTrustAccessPolicy")]}, []
         return {}, []
+
+    def _existing(self, suffix: str) -> list[Mapping[str, Any]]:
+        return [r for r in self.existing if str(r.get("type", "")).endswith(suffix)]
 
 
 def plan(config: Mapping[str, Any], *, program: Path, source: str = "stack config", stack: str = "dev",
-         resolve_outputs: bool = True) -> Plan:
+         resolve_outputs: bool = True, existing: Sequence[Mapping[str, Any]] = ()) -> Plan:
     """Parse the config (ConfigError), then run the program under mocks and collect what it registers.
 
     `program` is the project's `__main__.py`; its folder is put first on `sys.path` for the run, as Pulumi's
     Python language host does, so the program imports the project's own packages (`components`).
+    `existing`: the resources of an earlier run (its `Plan.resources`), which this run's lookups find, as a
+    second `pulumi up` finds what the first created. Default: an account with nothing of this stack in it.
     """
     topology = topology_from_config(config, source=source)
     # A fresh context and event loop per run: the SDK keeps its settings in context variables and the loop.
-    return contextvars.Context().run(_run, topology, config, stack, program, resolve_outputs)
+    return contextvars.Context().run(_run, topology, config, stack, program, resolve_outputs, existing)
 
 
-def _run(topology: Topology, config: Mapping[str, Any], stack: str, program: Path, resolve_outputs: bool) -> Plan:
+class _Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _run(topology: Topology, config: Mapping[str, Any], stack: str, program: Path, resolve_outputs: bool,
+         existing: Sequence[Mapping[str, Any]]) -> Plan:
     # Imported here, not at the top: who-calls, graph and check read config through this module and never run.
     import asyncio
     import runpy
@@ -222,8 +258,12 @@ def _run(topology: Topology, config: Mapping[str, Any], stack: str, program: Pat
     asyncio.set_event_loop(loop)
     try:
         settings.ROOT.set(None)
-        fakes = Mocks(topology)
-        mocks.set_mocks(fakes, project=NAMESPACE, stack=stack, preview=False)
+        fakes = Mocks(topology, existing)
+        warnings = _Warnings()
+        logger = logging.getLogger(f"linked-apps.plan.{id(warnings)}")
+        logger.propagate = False
+        logger.addHandler(warnings)
+        mocks.set_mocks(fakes, project=NAMESPACE, stack=stack, preview=False, logger=logger)
         settings.SETTINGS.outputs = set()  # MockSettings leaves the shared default set in place
         values, secret_keys = _engine_values(config)
         set_all_config(values, secret_keys)
@@ -245,6 +285,8 @@ def _run(topology: Topology, config: Mapping[str, Any], stack: str, program: Pat
         finally:
             sys.path.remove(project)
         result.resources = sorted(fakes.registered, key=lambda r: (r["name"], r["type"]))
+        logger.removeHandler(warnings)
+        result.warnings = warnings.messages
         root = settings.get_root_resource()
         # Resolving every exported Output is a third of a large plan's time; commands that only show
         # apps, links and resources skip it.

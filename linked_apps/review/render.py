@@ -13,8 +13,10 @@ from ..model.graph import App, TrustGraph
 from ..model.rules import token_header
 from .diff import Edge, TrustDiff
 
-ADDED, REMOVED, SAME = "added", "removed", ""
+ADDED, REMOVED, PENDING, SAME = "added", "removed", "pending", ""
 ADDED_COLOUR, REMOVED_COLOUR = "#1a7f37", "#cf222e"
+PENDING_NOTE = ("a link that closes a cycle of trust attaches on the next `pulumi up`, once its source's trust "
+                "policy exists")
 MAX_DRAWN_EDGES = 150
 """Beyond this many links a PR comment draws only the changes: GitHub renders at most 500 Mermaid edges and
 a comment holds at most 65,536 characters."""
@@ -45,6 +47,7 @@ class Drawing:
         changes = {a.name: ADDED for a in diff.apps_added} | {a.name: REMOVED for a in diff.apps_removed}
         edges = ([] if changes_only else [DrawnEdge(a, b) for a, b in diff.unchanged])
         edges += [DrawnEdge(a, b, ADDED) for a, b in diff.added] + [DrawnEdge(a, b, REMOVED) for a, b in diff.removed]
+        edges += [DrawnEdge(a, b, PENDING) for a, b in diff.pending]
         apps = dict(diff.apps)
         if changes_only:
             keep = set(changes) | {n for e in edges for n in (e.source, e.target)}
@@ -82,7 +85,7 @@ def mermaid(drawing: Drawing) -> str:
         label = f"{_mermaid_text(name)}<br/>{_mermaid_text(_describe(app))}"
         # SaaS apps are drawn as stadiums, so the two token flows read apart at a glance.
         out.append(f'  {node}(["{label}"])' if app is not None and app.type == "saas" else f'  {node}["{label}"]')
-    arrows = {SAME: "-->", ADDED: "==>|added|", REMOVED: "-.->|removed|"}
+    arrows = {SAME: "-->", ADDED: "==>|added|", REMOVED: "-.->|removed|", PENDING: "==>|pending|"}
     for edge in drawing.edges:
         out.append(f"  {ids[edge.source]} {arrows[edge.change]} {ids[edge.target]}")
     for change, style in ((ADDED, f"stroke:{ADDED_COLOUR},stroke-width:3px"),
@@ -127,6 +130,8 @@ def dot(drawing: Drawing) -> str:
             attrs = [f"color={_dot_id(ADDED_COLOUR)}", "penwidth=3", 'label="added"']
         elif edge.change == REMOVED:
             attrs = [f"color={_dot_id(REMOVED_COLOUR)}", "style=dashed", 'label="removed"']
+        elif edge.change == PENDING:
+            attrs = [f"color={_dot_id(ADDED_COLOUR)}", "style=dotted", 'label="pending"']
         suffix = f" [{', '.join(attrs)}]" if attrs else ""
         out.append(f"  {_dot_id(edge.source)} -> {_dot_id(edge.target)}{suffix};")
     out.append("}")
@@ -141,8 +146,9 @@ def _plural(n: int, word: str) -> str:
 def summary(diff: TrustDiff) -> str:
     """One line: what changes, in numbers."""
     if diff.changed:
-        parts = [f"{_plural(len(diff.added), 'link')} added, {len(diff.removed)} removed, "
-                 f"{len(diff.unchanged)} unchanged"]
+        parts = [f"{_plural(len(diff.added), 'link')} added, "
+                 + (f"{len(diff.pending)} pending, " if diff.pending else "")
+                 + f"{len(diff.removed)} removed, {len(diff.unchanged)} unchanged"]
         if diff.apps_added or diff.apps_removed:
             parts.append(f"{_plural(len(diff.apps_added), 'app')} added, {len(diff.apps_removed)} removed")
     else:
@@ -157,14 +163,16 @@ def _token(diff: TrustDiff, edge: Edge) -> str:
 
 
 def diff_text(diff: TrustDiff, desired: str, deployed: str) -> str:
-    rows: list[tuple[str, Edge]] = ([("+", e) for e in diff.added] + [("-", e) for e in diff.removed]
-                                    + [(" ", e) for e in diff.unchanged])
+    rows: list[tuple[str, Edge]] = ([("+", e) for e in diff.added] + [("~", e) for e in diff.pending]
+                                    + [("-", e) for e in diff.removed] + [(" ", e) for e in diff.unchanged])
     width = max((len(f"{a} -> {b}") for _, (a, b) in rows), default=0)
     out = [f"Trust diff: {desired} (desired) against {deployed} (deployed)"]
     for mark, (a, b) in rows:
         out.append(f"  {mark} {f'{a} -> {b}':<{width}}  [{_token(diff, (a, b))}]")
     if not rows:
         out.append("  (no links on either side)")
+    if diff.pending:
+        out.append(f"  ~ pending: {PENDING_NOTE}")
     for title, apps in (("Apps added", diff.apps_added), ("Apps removed", diff.apps_removed)):
         if apps:
             out.append(f"{title}: " + ", ".join(f"{a.name} ({_describe(a)})" for a in apps))
@@ -197,13 +205,16 @@ def diff_markdown(diff: TrustDiff, desired: str, deployed: str, *, max_drawn_edg
     """A PR comment: one summary line, a table of added and removed links, then the picture."""
     out = [f"### Trust review: {summary(diff)}", "",
            f"Desired {markdown_code(desired)} against deployed {markdown_code(deployed)}.", ""]
-    changes: Iterable[tuple[str, Edge]] = [*((ADDED, e) for e in diff.added), *((REMOVED, e) for e in diff.removed)]
+    changes: Iterable[tuple[str, Edge]] = [*((ADDED, e) for e in diff.added), *((PENDING, e) for e in diff.pending),
+                                           *((REMOVED, e) for e in diff.removed)]
     changes = list(changes)
     if changes:
         out += ["| change | from | to | token |", "| --- | --- | --- | --- |"]
         out += [f"| {change} | {markdown_code(a)} | {markdown_code(b)} | {markdown_code(_token(diff, (a, b)))} |" for change, (a, b) in changes]
     else:
         out.append("_No link is added or removed._")
+    if diff.pending:
+        out += ["", f"_Pending: {PENDING_NOTE}._"]
     if diff.apps_added:
         out += ["", f"**Apps added:** {_app_list(diff.apps_added)}"]
     if diff.apps_removed:
@@ -215,7 +226,7 @@ def diff_markdown(diff: TrustDiff, desired: str, deployed: str, *, max_drawn_edg
         out += ["", "**Rule violations** (the preview fails until they are fixed):", "",
                 "| rule | message |", "| --- | --- |"]
         out += [f"| {markdown_code(v.rule)} | {markdown_cell(v.message)} |" for v in diff.violations]
-    total = len(diff.added) + len(diff.removed) + len(diff.unchanged)
+    total = len(diff.added) + len(diff.pending) + len(diff.removed) + len(diff.unchanged)
     changes_only = total > max_drawn_edges
     out += ["", "```mermaid", mermaid(Drawing.of_diff(diff, changes_only=changes_only)), "```", "",
             "<sub>Thick green arrows: links added. Dashed red arrows: links removed."
