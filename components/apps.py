@@ -172,7 +172,10 @@ class SaasApp(pulumi.ComponentResource):
         self.uid = app.id
         self.aud = app.aud
         saas = app.saas_app
-        self.client_id = saas.apply(lambda s: (s.client_id if s else None) or "")
+        # The provider marks saas_app.client_secret sensitive, which makes the whole `saas_app` output secret; the
+        # client id is public (it is in the issuer URL of every token), so it alone is unwrapped: outputs that
+        # carry it (the stack's `apps`) stay readable, and `pulumi stack output --json` does not print "[secret]".
+        self.client_id = pulumi.Output.unsecret(saas.apply(lambda s: (s.client_id if s else None) or ""))
         # The provider marks the secret sensitive; wrapping it again keeps it secret whatever the provider does.
         self.client_secret = pulumi.Output.secret(saas.apply(lambda s: (s.client_secret if s else None) or ""))
         self.register_outputs({"uid": self.uid, "aud": self.aud, "client_id": self.client_id,

@@ -178,7 +178,9 @@ def test_readme_example_is_the_real_output() -> None:
 
 
 def test_example_state_is_what_the_program_deploys_for_the_before_config() -> None:
+    stale = ("examples are stale: .venv/bin/python tests/_review_export.py examples/dev-before.yaml "
+             "examples/dev-state.json examples/dev-outputs.json")
     committed = json.loads((ROOT / EXAMPLE_STATE).read_text())
-    assert committed == json.loads(json.dumps(export_document(planned_before()))), (
-        "examples/dev-state.json is stale: .venv/bin/python tests/_review_export.py examples/dev-before.yaml "
-        "> examples/dev-state.json")
+    assert committed == json.loads(json.dumps(export_document(planned_before()))), stale
+    outputs = json.loads((ROOT / "examples" / "dev-outputs.json").read_text())
+    assert outputs == json.loads(json.dumps(output_document(planned_before()))), stale

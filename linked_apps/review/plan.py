@@ -24,6 +24,10 @@ from ..model.rules import Violation
 from ..model.topology import NAMESPACE, Topology, topology_from_config
 
 SECRET_PLACEHOLDER = "[secret]"
+"""How the CLI prints a secret without --show-secrets (`display.MassageSecrets` in pulumi/pulumi)."""
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+"""The wire signature of a secret value (`_special_sig_key`/`_special_secret_sig` in the SDK's rpc.py)."""
 _NS = uuid.UUID("6f1c1e2a-7d4b-4b8e-9a51-0c2d3e4f5a6b")
 
 
@@ -43,7 +47,11 @@ class Plan:
     topology: Topology
     violations: list[Violation] = field(default_factory=list)
     resources: list[dict[str, Any]] = field(default_factory=list)
-    """Registered Cloudflare resources: `type`, `name`, `id` and the `inputs` the engine received (camelCase)."""
+    """Registered Cloudflare resources: `type`, `name`, `id`, the `inputs` the engine received (camelCase), the
+    `outputs` the provider would return (computed fields included, secrets in their wire form), and the mock
+    runtime's `urn`, `parent` and `dependencies`."""
+    components: list[dict[str, Any]] = field(default_factory=list)
+    """Registered component resources: `type`, `name`, `urn`, `parent` and the `outputs` they registered."""
     outputs: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     """What the program warned about (`pulumi.log.warn`), e.g. links of a cycle still to attach."""
@@ -150,6 +158,13 @@ def _engine_values(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]
     return values, secret_keys
 
 
+_APP_DEFAULTS = {"appLauncherVisible": True, "autoRedirectToIdentity": False, "enableBindingCookie": False,
+                 "httpOnlyCookieAttribute": True, "pathCookieAttribute": False, "sessionDuration": "24h",
+                 "skipAppLauncherLoginPage": False}
+"""Computed attributes with a `Default` in the provider's application schema (schema.go): the provider returns
+them whether or not the program set them."""
+
+
 class _PlanMocks:
     """Answers for the mock engine, shaped like Cloudflare's documented responses.
 
@@ -160,7 +175,27 @@ class _PlanMocks:
     def __init__(self, topology: Topology, existing: Sequence[Mapping[str, Any]] = ()) -> None:
         self.topology = topology
         self.existing = list(existing)
-        self.registered: list[dict[str, str]] = []
+        self.registered: list[dict[str, Any]] = []
+        self.components: list[dict[str, Any]] = []
+        self._by_urn: dict[str, dict[str, Any]] = {}
+
+    def record(self, urn: str, request: Any) -> None:
+        """What the engine knows beyond the mock's answer: the URN, the parent and the dependencies."""
+        if request.custom:
+            # Registrations run on worker threads and may interleave: find the entry by its (type, name).
+            entry = next((r for r in reversed(self.registered)
+                          if r["name"] == request.name and r["type"] == request.type), None)
+            if entry is None:
+                return  # a resource the mocks do not record (a StackReference)
+        else:
+            entry = {"type": request.type, "name": request.name, "outputs": {}}
+            self.components.append(entry)
+        entry.update(urn=urn, parent=request.parent, dependencies=list(request.dependencies))
+        self._by_urn[urn] = entry
+
+    def record_outputs(self, urn: str, outputs: dict[str, Any]) -> None:
+        if urn in self._by_urn and not self._by_urn[urn].get("id"):
+            self._by_urn[urn]["outputs"] = outputs
 
     def new_resource(self, args: Any) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
@@ -169,14 +204,19 @@ class _PlanMocks:
         if not args.custom:
             return None, {}
         rid = fake_uid(args.typ, args.name)
-        self.registered.append({"type": args.typ, "name": args.name, "id": rid, "inputs": dict(args.inputs)})
         if args.typ.endswith(":ZeroTrustAccessApplication"):
             inputs.setdefault("aud", fake_aud(inputs.get("name", args.name)))
+            for key, default in _APP_DEFAULTS.items():
+                inputs.setdefault(key, default)
             if inputs.get("type") == "saas":
                 saas = dict(inputs.get("saasApp") or {})
                 saas.setdefault("clientId", hashlib.sha256(f"client/{args.name}".encode()).hexdigest()[:32])
-                saas.setdefault("clientSecret", SECRET_PLACEHOLDER)
-                inputs["saasApp"] = saas
+                saas.setdefault("clientSecret", hashlib.sha256(f"secret/{args.name}".encode()).hexdigest())
+                # The provider marks saas_app.client_secret Sensitive (its schema.go), and a sensitive value makes
+                # the whole enclosing output secret: the SDK sees `saasApp` as one secret, as under the engine.
+                inputs["saasApp"] = {SECRET_SIG_KEY: SECRET_SIG, "value": saas}
+        self.registered.append({"type": args.typ, "name": args.name, "id": rid, "inputs": dict(args.inputs),
+                                "outputs": {**inputs, "id": rid}})
         return rid, inputs
 
     def _stack_outputs(self, stack: str) -> dict[str, Any]:
@@ -242,12 +282,22 @@ def _run(topology: Topology, config: Mapping[str, Any], stack: str, program: Pat
     import runpy
 
     import pulumi
-    from pulumi.runtime import mocks, settings
+    from pulumi.runtime import mocks, rpc, settings
     from pulumi.runtime.config import set_all_config
     from pulumi.runtime.stack import run_pulumi_func
 
     class Mocks(_PlanMocks, mocks.Mocks):
         pass
+
+    class Monitor(mocks.MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+            response = super().RegisterResource(request)
+            self.mocks.record(response.urn, request)
+            return response
+
+        def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+            self.mocks.record_outputs(request.urn, rpc.deserialize_properties(request.outputs))
+            return super().RegisterResourceOutputs(request)
 
     _freeze_import_heap()
     # A run allocates its futures and Outputs in bulk and keeps them until the end: with the default gen-0
@@ -263,7 +313,7 @@ def _run(topology: Topology, config: Mapping[str, Any], stack: str, program: Pat
         logger = logging.getLogger(f"linked-apps.plan.{id(warnings)}")
         logger.propagate = False
         logger.addHandler(warnings)
-        mocks.set_mocks(fakes, project=NAMESPACE, stack=stack, preview=False, logger=logger)
+        mocks.set_mocks(fakes, project=NAMESPACE, stack=stack, preview=False, logger=logger, monitor=Monitor(fakes))
         settings.SETTINGS.outputs = set()  # MockSettings leaves the shared default set in place
         values, secret_keys = _engine_values(config)
         set_all_config(values, secret_keys)
@@ -285,6 +335,7 @@ def _run(topology: Topology, config: Mapping[str, Any], stack: str, program: Pat
         finally:
             sys.path.remove(project)
         result.resources = sorted(fakes.registered, key=lambda r: (r["name"], r["type"]))
+        result.components = fakes.components
         logger.removeHandler(warnings)
         result.warnings = warnings.messages
         root = settings.get_root_resource()

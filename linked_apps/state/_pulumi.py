@@ -27,8 +27,13 @@ UNKNOWN_TYPE = "unknown"
 """The type of an app whose stack outputs do not say: no rule lets it receive or send linked-app trust."""
 
 
+SECRET_TEXT = "[secret]"
+"""What `pulumi stack output --json` prints for every secret, nested ones included (display.MassageSecrets)."""
+
+
 def is_secret(value: Any) -> bool:
-    return isinstance(value, Mapping) and _SECRET_SIG in value
+    """A value hidden as a secret: export ciphertext, or the "[secret]" of `stack output`. It reads as absent."""
+    return (isinstance(value, Mapping) and _SECRET_SIG in value) or value == SECRET_TEXT
 
 
 def _get(props: Mapping[str, Any], *keys: str) -> Any:
@@ -219,6 +224,9 @@ def graph_from_export(doc: Mapping[str, Any]) -> TrustGraph:
 
 def graph_from_outputs(doc: Mapping[str, Any]) -> TrustGraph:
     """`pulumi stack output --json` of a linked-apps program: `team_domain`, `apps`, `links`."""
+    if is_secret(doc.get("apps")):
+        raise StateError("the `apps` output is a secret (\"[secret]\"), so no app can be read; deploy with this "
+                         "version of the program (it exports client ids unsecreted) or pass `pulumi stack export`")
     if "apps" not in doc or not isinstance(doc.get("apps"), Mapping):
         raise StateError("not linked-apps stack outputs: there is no `apps` object (expected team_domain, apps, links)")
     apps = _apps_output(doc["apps"], managed_default=True)
