@@ -16,7 +16,18 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 from typing_extensions import NotRequired
 
-from linked_apps.model.rules import policy_attachments, redirect_uri_problem, self_hosted_place_problem
+from linked_apps.model.rules import (
+    GRANT_TYPES,
+    SCOPES,
+    check_access_domain,
+    check_access_token_lifetime,
+    check_choices,
+    check_email_domain,
+    check_session_duration,
+    policy_attachments,
+    redirect_uri_problem,
+    self_hosted_place_problem,
+)
 
 _PKG = "linked-apps:index"
 DEFAULT_SCOPES = ("openid", "email", "profile")
@@ -65,6 +76,39 @@ def _fail(component: str, name: str, problem: str) -> None:
     raise pulumi.RunError(f"{component} {name!r}: {problem}")
 
 
+_VALUE_CHECKS = {
+    "domain": check_access_domain,
+    "session_duration": check_session_duration,
+    "access_token_lifetime": check_access_token_lifetime,
+}
+_LIST_CHECKS = {
+    "destinations": lambda values: [check_access_domain(v) for v in values],
+    "allow_email_domains": lambda values: [check_email_domain(v) for v in values],
+    "scopes": lambda values: check_choices(values, SCOPES, "OIDC scope"),
+    "grant_types": lambda values: check_choices(values, GRANT_TYPES, "OIDC grant type"),
+}
+
+
+def _value_problem(args: Union["SelfHostedAppArgs", "SaasAppArgs"]) -> Optional[str]:
+    """The provider's value rules (linked_apps.model.rules), on every plain value given; deploy-time values
+    (Outputs) are the provider's to judge."""
+    for key, check in _VALUE_CHECKS.items():
+        value = args.get(key)
+        if isinstance(value, str):
+            try:
+                check(value)
+            except ValueError as exc:
+                return f"{key}: {exc}"
+    for key, check_all in _LIST_CHECKS.items():
+        values = args.get(key)
+        if isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values):
+            try:
+                check_all(list(values))
+            except ValueError as exc:
+                return f"{key}: {exc}"
+    return None
+
+
 def _own_policies(
     parent: pulumi.Resource, name: str, args: Union[SelfHostedAppArgs, SaasAppArgs]
 ) -> list[pulumi.Input[str]]:
@@ -101,6 +145,9 @@ class SelfHostedApp(pulumi.ComponentResource):
         place_problem = self_hosted_place_problem(args.get("domain"), args.get("destinations"))
         if place_problem:
             _fail("SelfHostedApp", name, f"give {place_problem}")
+        value_problem = _value_problem(args)
+        if value_problem:
+            _fail("SelfHostedApp", name, value_problem)
         super().__init__(f"{_PKG}:SelfHostedApp", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         own = _own_policies(self, name, args)
@@ -150,6 +197,9 @@ class SaasApp(pulumi.ComponentResource):
         uri_problem = redirect_uri_problem(uris, field="redirect_uris")
         if uri_problem:
             _fail("SaasApp", name, uri_problem)
+        value_problem = _value_problem(args)
+        if value_problem:
+            _fail("SaasApp", name, value_problem)
         super().__init__(f"{_PKG}:SaasApp", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         own = _own_policies(self, name, args)

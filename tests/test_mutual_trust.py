@@ -86,3 +86,18 @@ def test_plan_of_a_cycle_exits_0_and_shows_the_deferred_links(tmp_path):
     assert "b -> a" in text and "attaches on the next `pulumi up`" in text
     markdown = run("plan", "--config", str(path), "--format", "markdown").stdout
     assert "| `b` | `a` |" in markdown and "next `pulumi up`" in markdown
+
+
+def test_pending_links_read_as_such_in_every_diff_format():
+    from linked_apps.review.render import Drawing, diff_markdown, diff_text, mermaid
+
+    values = config(APPS, LINKS)
+    first = plan(values)
+    result = diff_trust(first.topology.trust_graph(), deployed(first.resources), deferred=first.deferred)
+    text = diff_text(result, "stack dev", "state.json")
+    assert "  ~ b -> a" in text and "attaches on the next `pulumi up`" in text
+    assert "0 links added, 2 pending, 0 removed" in text
+    markdown = diff_markdown(result, "stack dev", "state.json")
+    assert "| pending | `b` | `a` |" in markdown
+    assert "==>|pending|" in mermaid(Drawing.of_diff(result))
+    assert result.as_dict()["pending"] == [{"from": "b", "to": "a"}, {"from": "c", "to": "a"}]

@@ -145,7 +145,7 @@ def check_choices(values: Sequence[str], allowed: Sequence[str], what: str) -> l
 
 _HOST = r"(\*\.)?[a-z0-9*]([a-z0-9*-]*[a-z0-9*])?(\.[a-z0-9*]([a-z0-9*-]*[a-z0-9*])?)+"
 _ACCESS_DOMAIN = re.compile(rf"^{_HOST}(/\S*)?$")
-_EMAIL_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
+_EMAIL_DOMAIN = _TEAM_DOMAIN  # both are bare host names
 _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
