@@ -138,3 +138,15 @@ def test_a_key_given_twice_in_the_yaml_names_both_lines(tmp_path):
     out = run("plan", "--config", str(path))
     assert out.returncode == 2
     assert "line 8: key 'payroll' is given twice (first at line 5)" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("apps, expected", [
+    ({"a": {"type": "selfhosted", "uid": EXISTING_UID}},
+     "linked-apps:apps.a.type: 'selfhosted' is not one of self_hosted, saas, ssh, vnc, app_launcher, warp, biso, "
+     "bookmark, dash_sso, infrastructure, rdp, mcp, mcp_portal, proxy_endpoint; did you mean `self_hosted`?"),
+    ({"a": self_hosted("a.acme.com", allowEmailDomains="acme.com")},
+     "linked-apps:apps.a.allowEmailDomains: 'acme.com' is a single value; write a list, e.g. [acme.com]"),
+    ({"x": {"type": "self_hosted", "lookup": ""}}, "linked-apps:apps.x.lookup: must not be empty"),
+])
+def test_stock_phrases_become_the_expected_form(apps, expected):
+    assert problems(config(apps)) == [expected]

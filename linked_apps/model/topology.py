@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union
 
@@ -395,7 +396,27 @@ def _friendly(err: dict[str, Any], raw: Mapping[str, Any] | None = None) -> str:
         msg += "".join(f"; `{k}`: did you mean `{h}`?" for k, h in typos)
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
+    else:
+        msg = _expected_form(kind, err, msg)
     return f"{_format_loc(loc)}: {msg}"
+
+
+def _expected_form(kind: str, err: dict[str, Any], stock: str) -> str:
+    """pydantic's stock phrases for the common shapes, said as what to write instead."""
+    value = err.get("input")
+    if kind == "literal_error":
+        allowed = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+        hint = difflib.get_close_matches(str(value), allowed, n=1)
+        return (f"{value!r} is not one of {', '.join(allowed)}" + (f"; did you mean `{hint[0]}`?" if hint else "")
+                if allowed else stock)
+    if kind == "list_type":
+        return (f"{value!r} is a single value; write a list, e.g. [{value}]" if isinstance(value, str)
+                else "expected a list, e.g. [a, b] or one `- item` per line")
+    if kind == "dict_type":
+        return "expected a mapping of keys to values (`key: value` lines), not a list or a single value"
+    if kind == "string_too_short":
+        return "must not be empty"
+    return stock
 
 
 _APP_MODELS: dict[str, type[BaseModel]] = {"self_hosted": SelfHostedAppSpec, "saas": SaasAppSpec,
