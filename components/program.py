@@ -62,6 +62,7 @@ def deploy(topology: Topology) -> None:
         into.setdefault(link.target, []).append(link.source)
     policies = account_policies(account) if deferred else None
     found: dict[tuple[str, str], pulumi.Output[str | None]] = {}
+    by_source: dict[str, pulumi.Output[str | None]] = {}
 
     built: dict[str, SelfHostedApp | SaasApp] = {}
     trusts: dict[str, LinkedAppTrust] = {}
@@ -78,7 +79,9 @@ def deploy(topology: Topology) -> None:
         if isinstance(spec, SelfHostedAppSpec):
             linked = [trust_for(src).policy_id for src in sorted(incoming.get(name, ()))]
             for src in sorted(found_incoming.get(name, ())):
-                found[(src, name)] = find_trust_policy(account, src, topology.apps[src].type, policies)  # type: ignore[arg-type]
+                if src not in by_source:  # one lookup per source, shared by every link it closes
+                    by_source[src] = find_trust_policy(account, src, topology.apps[src].type, policies)  # type: ignore[arg-type]
+                found[(src, name)] = by_source[src]
             lookups = [found[(src, name)] for src in sorted(found_incoming.get(name, ()))]
             built[name] = SelfHostedApp(name, {
                 "account_id": account,

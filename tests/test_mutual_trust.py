@@ -101,3 +101,33 @@ def test_pending_links_read_as_such_in_every_diff_format():
     assert "| pending | `b` | `a` |" in markdown
     assert "==>|pending|" in mermaid(Drawing.of_diff(result))
     assert result.as_dict()["pending"] == [{"from": "b", "to": "a"}, {"from": "c", "to": "a"}]
+
+
+def test_a_first_preview_of_a_cycle_runs_through_with_ids_unknown():
+    """A real first `pulumi preview`: nothing exists, ids are unknown, the lookups answer from an empty account."""
+    import runpy
+
+    from pulumi.runtime import mocks
+
+    from ._mock_engine import run_program
+    from ._project import PROGRAM
+
+    class EmptyAccount(mocks.Mocks):
+        def __init__(self) -> None:
+            self.names: list[str] = []
+            self.calls: list[str] = []
+
+        def new_resource(self, args):
+            self.names.append(args.name)
+            return "", dict(args.inputs)  # preview: no id yet
+
+        def call(self, args):
+            self.calls.append(args.token.rsplit(":", 1)[-1])
+            return {"results": []}, []
+
+    account = EmptyAccount()
+    values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config(APPS, LINKS).items()}
+    run_program(lambda: runpy.run_path(str(PROGRAM), run_name="__main__") and None, account, config=values,
+                preview=True)
+    assert {"a-app", "b-app", "c-app", "b-trust-policy", "c-trust-policy"} <= set(account.names)
+    assert sorted(set(account.calls)) == ["getZeroTrustAccessApplications", "getZeroTrustAccessPolicies"]
