@@ -11,7 +11,7 @@ import pytest
 from linked_apps.model.rules import check_access_token_lifetime, check_session_duration
 from linked_apps.model.topology import topology_from_config
 
-from .conftest import EXISTING_UID, config, problems, saas, self_hosted
+from .conftest import EXISTING_UID, config, link, problems, saas, self_hosted
 from .test_cli_plan import run, write
 
 BAD = [
@@ -71,10 +71,12 @@ def test_an_account_id_of_the_wrong_shape_is_refused():
 def test_every_problem_of_a_config_comes_in_one_round():
     values = config({"a": self_hosted("https://a.acme.com", sessionDuration="1d"),
                      "m": saas(grantTypes=["password"])},
+                    [link("a", "m")],
                     assertions=[{"from": "nobody", "to": "a", "expect": "deny"}])
     found = problems(values)
     assert sorted(p.split(":", 2)[1].split(" ")[0] for p in found) == [
-        "apps.a.domain", "apps.a.sessionDuration", "apps.m.grantTypes", "assertions[0].from"], found
+        "apps.a.domain", "apps.a.sessionDuration", "apps.m.grantTypes", "assertions[0].from", "links[0]"], found
+    assert any(p.endswith("[target-not-self-hosted]") for p in found)
 
 
 VALID = {

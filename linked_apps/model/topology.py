@@ -464,6 +464,20 @@ def _assertion_problems_of_invalid(raw: Mapping[str, Any], exc: ValidationError)
     return unknown_app_problems(assertions, [str(n) for n in apps], f"under {NAMESPACE}:apps", f"{NAMESPACE}:assertions")
 
 
+def _link_problems_of_invalid(raw: Mapping[str, Any]) -> list[str]:
+    """The link rules, judged on what of an invalid config can be read, so they come in the same round."""
+    apps, links = raw.get("apps"), raw.get("links")
+    if not isinstance(apps, Mapping) or not isinstance(links, list):
+        return []
+    facts = {str(name): AppFacts(spec["type"], not any(h in spec for h in _HANDLES))
+             for name, spec in apps.items() if isinstance(spec, Mapping) and isinstance(spec.get("type"), str)}
+    if len(facts) != len(apps):
+        return []  # an app whose kind cannot be read: its rules would be guesses
+    refs = [LinkRef(l["from"], l["to"], f"{NAMESPACE}:links[{i}]") for i, l in enumerate(links)
+            if isinstance(l, Mapping) and isinstance(l.get("from"), str) and isinstance(l.get("to"), str)]
+    return [f"{v.message} [{v.rule}]" for v in check_links(facts, refs)]
+
+
 def topology_from_config(values: Mapping[str, Any], source: str = "stack config") -> Topology:
     """Build the topology from `linked-apps:*` config values (YAML-structured or Pulumi's JSON strings).
 
@@ -487,6 +501,7 @@ def topology_from_config(values: Mapping[str, Any], source: str = "stack config"
         problems.extend(_friendly(e, raw) for e in exc.errors())
         topology = None
         problems.extend(_assertion_problems_of_invalid(raw, exc))
+        problems.extend(_link_problems_of_invalid(raw))
     if topology is not None:
         problems.extend(unknown_app_problems(topology.assertions, topology.apps, f"under {NAMESPACE}:apps",
                                              f"{NAMESPACE}:assertions"))
