@@ -4,7 +4,10 @@ The floor is a bare program that registers the same number of raw ZeroTrustAcces
 ZeroTrustAccessPolicy resources under the same mocks, with no components, config parsing or rules.
 Each measurement runs in a fresh context and event loop, as `plan` does. Usage:
 
-    python bench/plan_scale.py [--sizes 30,100,300] [--repeat 3]
+    python bench/plan_scale.py [--sizes 30,100,300] [--repeat 3] [--wrap]
+
+--wrap adds links from the last tier back to the self-hosted apps of the first, so every chain closes a cycle:
+the program defers one link per cycle (rules.deferred_links) and the plan must still pass.
 
 Prints a table and, last, one JSON object with the figures.
 """
@@ -32,7 +35,7 @@ ACCOUNT = "0123456789abcdef0123456789abcdef"
 TIERS = 4
 
 
-def topology(n: int) -> dict:
+def topology(n: int, wrap: bool = False) -> dict:
     """N apps in four tiers (edge SaaS/MCP apps, then self-hosted frontends, APIs, backends) and exactly 2N links,
     each from an app to apps of the next tier: the shape of real service meshes, with bounded chain depth."""
     if n < 20:
@@ -56,6 +59,9 @@ def topology(n: int) -> dict:
                 if len(edges) < 2 * n and (name, target) not in edges:
                     edges.append((name, target))
         k += 1
+    if wrap:  # the back end calls the front end: cycles through all four tiers
+        receivers = [name for name in tiers[0] if apps[name]["type"] == "self_hosted"]
+        edges += [(name, receivers[i % len(receivers)]) for i, name in enumerate(tiers[-1])]
     return {"linked-apps:accountId": ACCOUNT, "linked-apps:teamDomain": "acme.cloudflareaccess.com",
             "linked-apps:apps": apps, "linked-apps:links": [{"from": a, "to": b} for a, b in edges]}
 
@@ -81,10 +87,12 @@ for name in spec["order"]:
 
 
 def floor(cfg: dict, workdir: Path) -> float:
-    from linked_apps.model.rules import creation_order
+    from linked_apps.model.rules import AppFacts, creation_order, deferred_links
 
     apps = cfg["linked-apps:apps"]
     edges = [(l["from"], l["to"]) for l in cfg["linked-apps:links"]]
+    deferred = set(deferred_links({n: AppFacts(a["type"]) for n, a in apps.items()}, edges))
+    edges = [e for e in edges if e not in deferred]  # the floor leaves them out: the next up attaches them
     spec = {"order": creation_order(apps, edges),
             "apps": {n: {"type": a["type"], "sources": sorted(s for s, t in edges if t == n)} for n, a in apps.items()}}
     spec_path = workdir / f"floor-{len(apps)}.json"
@@ -103,6 +111,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="30,100,300")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--wrap", action="store_true", help="close every chain into a cycle (mutual trust)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     import pulumi_cloudflare  # noqa: F401  - import cost is paid once, outside every timing
@@ -111,18 +120,20 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
-            cfg = topology(n)
+            cfg = topology(n, wrap=args.wrap)
             runs, floors, resources = [], [], None
             for _ in range(args.repeat):  # interleaved, so a busy moment hits both sides alike
                 t0 = time.perf_counter()
                 result = plan(cfg, program=PROGRAM, resolve_outputs=False)  # as `linked-apps plan` runs it
                 runs.append(time.perf_counter() - t0)
                 assert not result.violations, result.violations[:3]
+                assert bool(result.deferred) == args.wrap, result.deferred[:3]
                 resources = result.resources
                 floors.append(floor(cfg, Path(tmp)))
             # The minimum is the run least disturbed by the machine; medians are printed too.
             t, f = min(runs), min(floors)
-            rows.append({"apps": n, "links": len(cfg["linked-apps:links"]), "resources": len(resources),
+            rows.append({"apps": n, "links": len(cfg["linked-apps:links"]), "deferred": len(result.deferred),
+                         "resources": len(resources),
                          "plan_s": round(t, 3), "floor_s": round(f, 3), "ratio": round(t / f, 3),
                          "plan_median_s": round(statistics.median(runs), 3),
                          "floor_median_s": round(statistics.median(floors), 3),

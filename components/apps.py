@@ -16,7 +16,18 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 from typing_extensions import NotRequired
 
-from linked_apps.model.rules import policy_attachments, redirect_uri_problem, self_hosted_place_problem
+from linked_apps.model.rules import (
+    GRANT_TYPES,
+    SCOPES,
+    check_access_domain,
+    check_access_token_lifetime,
+    check_choices,
+    check_email_domain,
+    check_session_duration,
+    policy_attachments,
+    redirect_uri_problem,
+    self_hosted_place_problem,
+)
 
 _PKG = "linked-apps:index"
 DEFAULT_SCOPES = ("openid", "email", "profile")
@@ -36,6 +47,8 @@ class SelfHostedAppArgs(TypedDict):
     """Existing reusable policies to attach first, in this order; the app's own policies are never displaced."""
     linked_app_policy_ids: NotRequired[Sequence[pulumi.Input[str]]]
     """LinkedAppTrust policy ids, one per app whose user tokens this app accepts; attached after the app's own."""
+    found_linked_app_policy_ids: NotRequired[pulumi.Input[Sequence[str]]]
+    """LinkedAppTrust policy ids found at deploy time by a lookup, for links that close a cycle; attached last."""
     session_duration: NotRequired[str]
     """How long an Access session to this app lasts, e.g. `24h`."""
     import_id: NotRequired[str]
@@ -71,6 +84,39 @@ def _adopting(opts: pulumi.ResourceOptions, args: Union[SelfHostedAppArgs, SaasA
     """The application's options: with `import_id`, Pulumi adopts that existing app instead of creating one."""
     import_id = args.get("import_id")
     return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(import_=import_id)) if import_id else opts
+
+
+_VALUE_CHECKS = {
+    "domain": check_access_domain,
+    "session_duration": check_session_duration,
+    "access_token_lifetime": check_access_token_lifetime,
+}
+_LIST_CHECKS = {
+    "destinations": lambda values: [check_access_domain(v) for v in values],
+    "allow_email_domains": lambda values: [check_email_domain(v) for v in values],
+    "scopes": lambda values: check_choices(values, SCOPES, "OIDC scope"),
+    "grant_types": lambda values: check_choices(values, GRANT_TYPES, "OIDC grant type"),
+}
+
+
+def _value_problem(args: Union["SelfHostedAppArgs", "SaasAppArgs"]) -> Optional[str]:
+    """The provider's value rules (linked_apps.model.rules), on every plain value given; deploy-time values
+    (Outputs) are the provider's to judge."""
+    for key, check in _VALUE_CHECKS.items():
+        value = args.get(key)
+        if isinstance(value, str):
+            try:
+                check(value)
+            except ValueError as exc:
+                return f"{key}: {exc}"
+    for key, check_all in _LIST_CHECKS.items():
+        values = args.get(key)
+        if isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values):
+            try:
+                check_all(list(values))
+            except ValueError as exc:
+                return f"{key}: {exc}"
+    return None
 
 
 def _own_policies(
@@ -109,11 +155,21 @@ class SelfHostedApp(pulumi.ComponentResource):
         place_problem = self_hosted_place_problem(args.get("domain"), args.get("destinations"))
         if place_problem:
             _fail("SelfHostedApp", name, f"give {place_problem}")
+        value_problem = _value_problem(args)
+        if value_problem:
+            _fail("SelfHostedApp", name, value_problem)
         super().__init__(f"{_PKG}:SelfHostedApp", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         own = _own_policies(self, name, args)
         linked = list(args.get("linked_app_policy_ids") or [])
+        found = args.get("found_linked_app_policy_ids")
         destinations = [{"type": "public", "uri": uri} for uri in args.get("destinations") or []]
+        policies: pulumi.Input[Sequence[dict]] | None = policy_attachments(own, linked) if own or linked else None
+        if found is not None:
+            # Ids from a lookup: the list is known only once the lookup answers (an invoke, not a dependency).
+            policies = pulumi.Output.all(pulumi.Output.from_input(found), *own, *linked).apply(
+                lambda values: policy_attachments(values[1:1 + len(own)], [*values[1 + len(own):], *values[0]])
+                or None)
         app = cloudflare.ZeroTrustAccessApplication(
             f"{name}-app",
             account_id=args["account_id"],
@@ -123,7 +179,7 @@ class SelfHostedApp(pulumi.ComponentResource):
             destinations=destinations or None,
             session_duration=args.get("session_duration"),
             # Ids go in as they are (strings or Outputs): no apply per app keeps large stacks near the SDK's floor.
-            policies=policy_attachments(own, linked) if own or linked else None,
+            policies=policies,
             opts=_adopting(child, args),
         )
         self.uid = app.id
@@ -151,6 +207,9 @@ class SaasApp(pulumi.ComponentResource):
         uri_problem = redirect_uri_problem(uris, field="redirect_uris")
         if uri_problem:
             _fail("SaasApp", name, uri_problem)
+        value_problem = _value_problem(args)
+        if value_problem:
+            _fail("SaasApp", name, value_problem)
         super().__init__(f"{_PKG}:SaasApp", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         own = _own_policies(self, name, args)
@@ -173,7 +232,10 @@ class SaasApp(pulumi.ComponentResource):
         self.uid = app.id
         self.aud = app.aud
         saas = app.saas_app
-        self.client_id = saas.apply(lambda s: (s.client_id if s else None) or "")
+        # The provider marks saas_app.client_secret sensitive, which makes the whole `saas_app` output secret; the
+        # client id is public (it is in the issuer URL of every token), so it alone is unwrapped: outputs that
+        # carry it (the stack's `apps`) stay readable, and `pulumi stack output --json` does not print "[secret]".
+        self.client_id = pulumi.Output.unsecret(saas.apply(lambda s: (s.client_id if s else None) or ""))
         # The provider marks the secret sensitive; wrapping it again keeps it secret whatever the provider does.
         self.client_secret = pulumi.Output.secret(saas.apply(lambda s: (s.client_secret if s else None) or ""))
         self.register_outputs({"uid": self.uid, "aud": self.aud, "client_id": self.client_id,

@@ -12,7 +12,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from components.apps import SaasApp, SelfHostedApp
-from components.trust import LinkedAppTrust, LinkedAppTrustArgs
+from components.trust import LinkedAppTrust, LinkedAppTrustArgs, account_policies, find_trust_policy
 from linked_apps.errors import LinkedAppsError, RuleViolationError
 from linked_apps.model.rules import creation_order
 from linked_apps.model.topology import (
@@ -55,9 +55,15 @@ def check(topology: Topology) -> None:
 def deploy(topology: Topology) -> None:
     """Create the components for a checked topology and export the stack outputs."""
     account = topology.account_id
+    deferred = set(topology.deferred_links())
     incoming: dict[str, list[str]] = {}
+    found_incoming: dict[str, list[str]] = {}
     for link in topology.links:
-        incoming.setdefault(link.target, []).append(link.source)
+        into = found_incoming if (link.source, link.target) in deferred else incoming
+        into.setdefault(link.target, []).append(link.source)
+    policies = account_policies(account) if deferred else None
+    found: dict[tuple[str, str], pulumi.Output[str | None]] = {}
+    by_source: dict[str, pulumi.Output[str | None]] = {}
 
     built: dict[str, SelfHostedApp | SaasApp] = {}
     trusts: dict[str, LinkedAppTrust] = {}
@@ -68,17 +74,24 @@ def deploy(topology: Topology) -> None:
             trusts[source] = LinkedAppTrust(f"{source}-trust", _trust_args(topology, source, built))
         return trusts[source]
 
-    edges = [(l.source, l.target) for l in topology.links]
+    edges = [(l.source, l.target) for l in topology.links if (l.source, l.target) not in deferred]
     for name in creation_order(topology.apps, edges):
         spec = topology.apps[name]
         if isinstance(spec, SelfHostedAppSpec):
             linked = [trust_for(src).policy_id for src in sorted(incoming.get(name, ()))]
+            for src in sorted(found_incoming.get(name, ())):
+                if src not in by_source:  # one lookup per source, shared by every link it closes
+                    by_source[src] = find_trust_policy(account, src, topology.apps[src].type, policies)  # type: ignore[arg-type]
+                found[(src, name)] = by_source[src]
+            lookups = [found[(src, name)] for src in sorted(found_incoming.get(name, ()))]
             built[name] = SelfHostedApp(name, {
                 "account_id": account,
                 **_common(spec),
                 **({"domain": spec.domain} if spec.domain else {}),
                 **({"destinations": spec.destinations} if spec.destinations else {}),
                 **({"linked_app_policy_ids": linked} if linked else {}),
+                **({"found_linked_app_policy_ids": pulumi.Output.all(*lookups).apply(
+                    lambda ids: [i for i in ids if i])} if lookups else {}),
             })
         elif isinstance(spec, SaasAppSpec):
             built[name] = SaasApp(name, {
@@ -90,7 +103,24 @@ def deploy(topology: Topology) -> None:
                 **({"access_token_lifetime": spec.access_token_lifetime} if spec.access_token_lifetime else {}),
             })
 
-    _export(topology, built, trusts)
+    for source, _ in sorted(deferred):
+        trust_for(source)  # created now, so the next run's lookup finds it
+    if found:
+        _warn_unattached(found)
+    _export(topology, built, trusts, found)
+
+
+def _warn_unattached(found: dict[tuple[str, str], pulumi.Output[str | None]]) -> None:
+    """One warning naming every link of a cycle whose trust policy the account does not hold yet."""
+    keys = sorted(found)
+
+    def warn(ids: list[str | None]) -> None:
+        waiting = [f"{a} -> {b}" for (a, b), pid in zip(keys, ids) if not pid]
+        if waiting:
+            pulumi.log.warn(f"links still to attach: {', '.join(waiting)}. They close a cycle of trust, so each "
+                            "attaches once its source's trust policy exists: run `pulumi up` again")
+
+    pulumi.Output.all(*(found[k] for k in keys)).apply(warn)
 
 
 def _common(spec: SelfHostedAppSpec | SaasAppSpec) -> dict[str, Any]:
@@ -125,7 +155,8 @@ def _trust_args(topology: Topology, source: str, built: dict[str, Any]) -> Linke
     return args
 
 
-def _export(topology: Topology, built: dict[str, Any], trusts: dict[str, LinkedAppTrust]) -> None:
+def _export(topology: Topology, built: dict[str, Any], trusts: dict[str, LinkedAppTrust],
+            found: dict[tuple[str, str], pulumi.Output[str | None]]) -> None:
     apps: dict[str, Any] = {}
     secrets: dict[str, Any] = {}
     for name, spec in topology.apps.items():
@@ -151,9 +182,14 @@ def _export(topology: Topology, built: dict[str, Any], trusts: dict[str, LinkedA
             elif isinstance(spec, StackAppSpec):
                 entry["stack"] = stack_reference(spec)
         apps[name] = entry
-    links = [{"from": l.source, "to": l.target, "policy_id": trusts[l.source].policy_id} for l in topology.links]
+    links: Any = [{"from": l.source, "to": l.target,
+                   "policy_id": found.get((l.source, l.target), trusts[l.source].policy_id)} for l in topology.links]
+    if found:
+        # A link of a cycle whose policy is not attached yet grants nothing: it is no deployed link.
+        links = pulumi.Output.all(*links).apply(lambda rows: [r for r in rows if r["policy_id"]])
     pulumi.export("team_domain", topology.team_domain)
     pulumi.export("apps", apps)
     pulumi.export("links", links)
+    pulumi.export("deferred", [{"from": a, "to": b} for a, b in sorted(found)])
     if secrets:
         pulumi.export("saas_client_secrets", pulumi.Output.secret(secrets))

@@ -151,3 +151,40 @@ def _uid_from(stack: str, where: str, value: Any) -> str:
         return check_app_uid(str(value))
     except ValueError as exc:
         raise pulumi.RunError(f"stack {stack!r} {where}: {exc}") from None
+
+
+def account_policies(account_id: pulumi.Input[str], opts: Optional[pulumi.InvokeOptions] = None) -> pulumi.Output[Any]:
+    """Every Access policy of the account, read once per run by an invoke (no resource dependency)."""
+    return cloudflare.get_zero_trust_access_policies_output(account_id=account_id, opts=opts)
+
+
+def find_trust_policy(account_id: pulumi.Input[str], source: str, declared: Optional[str], policies: pulumi.Output[Any],
+                      opts: Optional[pulumi.InvokeOptions] = None) -> pulumi.Output[Optional[str]]:
+    """The id of the deployed LinkedAppTrust policy for `source`, found by lookups; None while it does not exist.
+
+    Breaks a cycle of links: the receiving app attaches the policy by what the account holds now, not by a
+    dependency on the source app (which depends on the receiver). Fail closed: the policy counts only when the
+    account holds exactly one app named `source` (of the declared type) and exactly one reusable policy of the
+    trust's name whose sole rule is a non_identity include naming that app's uid; anything else attaches nothing.
+    """
+    apps = cloudflare.get_zero_trust_access_applications_output(account_id=account_id, name=source, exact=True,
+                                                                opts=opts)
+    name = linked_policy_name(source)
+
+    def pick(found: list[Any]) -> Optional[str]:
+        app_result, policy_result = found
+        matches = [a for a in (app_result.results or []) if a.name == source]
+        if len(matches) != 1 or (declared and matches[0].type != declared):
+            return None
+        uid = matches[0].id
+        candidates = [p for p in (policy_result.results or []) if p.name == name and _only_names(p, uid)]
+        return candidates[0].id if len(candidates) == 1 else None
+
+    return pulumi.Output.all(apps, policies).apply(pick)
+
+
+def _only_names(policy: Any, uid: str) -> bool:
+    includes = list(policy.includes or [])
+    token = getattr(includes[0], LINKED_APP_TOKEN, None) if len(includes) == 1 else None
+    return (policy.decision == NON_IDENTITY and not policy.excludes and not policy.requires
+            and token is not None and token.app_uid == uid)

@@ -36,7 +36,7 @@ from pulumi_policy.proxy import (
 )
 
 from linked_apps.model.graph import App, Policy, TrustGraph
-from linked_apps.model.rules import LINKED_APP_TOKEN, NON_IDENTITY, can_receive_linked_trust
+from linked_apps.model.rules import LINKED_APP_TOKEN, NON_IDENTITY, can_receive_linked_trust, linked_policy_name
 from linked_apps.state import APP_TYPE, POLICY_TYPE, STACK_TYPE, UNKNOWN_TYPE, graph_from_export, graph_from_resources
 
 _UNKNOWN = frozenset({UNKNOWN_ARCHIVE_VALUE, UNKNOWN_ARRAY_VALUE, UNKNOWN_ASSET_VALUE, UNKNOWN_BOOLEAN_VALUE,
@@ -179,11 +179,17 @@ class _StackView:
         self.policy_urns: dict[str, str] = {}
         self.unresolved_apps: set[str] = set()
         """Apps whose policies list names ids unknown during preview that no dependency explains."""
+        self.deferred_policies: set[str] = set()
+        """Names of the trust policies of links that close a cycle (the stack's `deferred` output): attached by the
+        next `pulumi up`, so not attached yet is expected."""
         pending: list[tuple[PolicyResource, dict[str, Any]]] = []
         for res in resources or ():
             if res.resource_type not in (APP_TYPE, POLICY_TYPE, STACK_TYPE):
                 continue
             props = _known_props(res.props)
+            if res.resource_type == STACK_TYPE and isinstance(props.get("deferred"), list):
+                self.deferred_policies |= {linked_policy_name(d["from"]) for d in props["deferred"]
+                                           if isinstance(d, dict) and isinstance(d.get("from"), str)}
             rid = _text(props.get("id"))
             if res.resource_type == POLICY_TYPE:
                 rid = rid or self._placeholder(res)  # not created yet: stand in for the id it will get
@@ -246,7 +252,8 @@ def _validate_policy_attached(args: StackValidationArgs, report: ReportViolation
         return  # some attachments are unknown until the apps are created: cannot say a policy is unused
     attached = {pid for entries in view.graph.attachments.values() for pid, _ in entries}
     for pid, policy in sorted(view.graph.policies.items()):
-        if not policy.inline and has_linked_rule(policy) and pid not in attached:
+        if (not policy.inline and has_linked_rule(policy) and pid not in attached
+                and policy.name not in view.deferred_policies):
             report(f"Reusable policy `{policy.name}` holds a linked_app_token rule but no application in this "
                    "stack lists it in its `policies`, so it grants nothing; attach it to the receiving "
                    "self-hosted app, or remove it (ignore this if another stack attaches it).",

@@ -29,6 +29,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests._verifier_support import APP, POLICY
 
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+"""The key that marks a secret in `pulumi stack export` (sdk/go/common/resource/sig)."""
+
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "fake-api-token-0123456789"
 STAMP = "2026-11-02T09:30:00Z"
@@ -68,6 +71,8 @@ def account_from_export(export: Mapping[str, Any]) -> dict[str, Any]:
     """The trust of a `pulumi stack export`, as the API would list it for the account: apps with their attached
     policies in full, the reusable policies, and the organization. Only the API's own field names appear."""
     resources = export["deployment"]["resources"]
+    stack = next(r for r in resources if r["type"] == "pulumi:pulumi:Stack")
+    exported_apps = (stack.get("outputs") or {}).get("apps") or {}
     policies = {r["id"]: r["outputs"] for r in resources if r["type"] == POLICY and not r.get("delete")}
     # Reusable policies the stack attaches by id but does not manage (`policyIds`) exist in the account too.
     for res in resources:
@@ -87,7 +92,11 @@ def account_from_export(export: Mapping[str, Any]) -> dict[str, Any]:
                          for p in out.get("policies") or []],
         }
         if out["type"] == "saas":
-            saas = out.get("saasApp") or {}
+            # The export holds `saasApp` as ciphertext (the provider marks its client secret sensitive); the
+            # account knows it in clear: the settings the program sent (inputs) and the client id it exported.
+            saas = out.get("saasApp") if SECRET_SIG not in (out.get("saasApp") or {}) else None
+            saas = saas or {**(res.get("inputs") or {}).get("saasApp", {}),
+                            "clientId": exported_apps.get(out["name"], {}).get("client_id")}
             app["saas_app"] = {"auth_type": "oidc", "client_id": saas.get("clientId"),
                                "redirect_uris": saas.get("redirectUris") or [],
                                "grant_types": saas.get("grantTypes") or ["authorization_code"],
@@ -98,7 +107,6 @@ def account_from_export(export: Mapping[str, Any]) -> dict[str, Any]:
             app["destinations"] = [{"type": "public", "uri": out.get("domain")}]
         apps.append(app)
     # The account also holds the apps the stack only names (existing, looked up): its `apps` output has them.
-    stack = next(r for r in resources if r["type"] == "pulumi:pulumi:Stack")
     known = {a["id"] for a in apps}
     for name, entry in (stack.get("outputs", {}).get("apps") or {}).items():
         uid = entry.get("uid") if isinstance(entry, Mapping) else None

@@ -75,7 +75,7 @@ def test_each_kind_parses_from_its_own_key(dev_config):
     ({"from": "hr-portal", "to": "payroll-api", "expct": "deny"},
      "linked-apps:assertions[0]: cannot tell what assertion this is"),
     ({"to": "ledger", "only": ["payroll-api"], "reaches": ["ledger"]}, "it has `only` and `reaches`: write one"),
-    ({"from": "hr-portal", "to": "payroll-api", "expect": "maybe"}, "linked-apps:assertions[0].expect: Input should be"),
+    ({"from": "hr-portal", "to": "payroll-api", "expect": "maybe"}, "linked-apps:assertions[0].expect: 'maybe' is not one of allow, deny"),
     ({"from": "hr-portal", "to": "hr-portal", "expect": "deny"},
      "linked-apps:assertions[0]: `from` and `to` are the same app"),
     ({"from": "hr-portal", "reaches": ["hr-portal"]},

@@ -31,7 +31,8 @@ def test_dev_stack_json_shows_both_flows_and_no_violations():
     out = run("plan", "--stack", "dev", "--format", "json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert set(doc) == {"apps", "links", "violations", "resources"}
+    assert set(doc) == {"apps", "links", "deferred", "violations", "resources"}
+    assert doc["deferred"] == []  # no cycle in the dev stack
     apps = {a["name"]: a for a in doc["apps"]}
     assert all(set(a) == {"name", "type", "managed"} for a in doc["apps"])
     assert apps["mcp-server"]["type"] == "saas" and apps["legacy-crm"]["managed"] is False

@@ -312,6 +312,13 @@ def test_constructed_inputs_reach_cloudflare_as_the_python_api_sends_them(entry,
      "LinkedAppTrust 'x': give exactly one of"),
     ("LinkedAppTrust", {"accountId": ACCOUNT, "sourceName": "a", "sourceUid": "not-a-uid"},
      "LinkedAppTrust 'x': source_uid:"),
+    # The provider's value rules hold for other languages too (linked_apps.model.rules, one home).
+    ("SelfHostedApp", {"accountId": ACCOUNT, "domain": "a.acme.com", "sessionDuration": "1d"},
+     "SelfHostedApp 'x': session_duration: '1d' is not a duration; write e.g. 24h or 2h45m"),
+    ("SelfHostedApp", {"accountId": ACCOUNT, "domain": "https://a.acme.com/"},
+     "SelfHostedApp 'x': domain: 'https://a.acme.com/' is not an Access domain"),
+    ("SaasApp", {"accountId": ACCOUNT, "redirectUris": ["https://m.acme.com/cb"], "grantTypes": ["password"]},
+     "SaasApp 'x': grant_types: 'password' is not an OIDC grant type"),
 ])
 def test_other_languages_get_the_components_own_errors(entry, provider, name, inputs, message):
     with pytest.raises(ComponentInitError) as caught:

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from linked_apps.cli import main
 from linked_apps.review.plan import Plan, read_config_file
-from tests._review_export import ROOT, dev_config, export_document, output_document, planned
+from tests._review_export import ROOT, dev_config, export_document, output_document, planned, refreshed_example
 from tests._review_parsers import fenced_blocks, markdown_tables, parse_dot, parse_mermaid
 from tests._startup_probe import loaded_by
 
@@ -180,7 +180,15 @@ def test_readme_example_is_the_real_output() -> None:
 
 
 def test_example_state_is_what_the_program_deploys_for_the_before_config() -> None:
+    stale = ("examples are stale: .venv/bin/python tests/_review_export.py examples/dev-before.yaml "
+             "examples/dev-state.json examples/dev-outputs.json")
     committed = json.loads((ROOT / EXAMPLE_STATE).read_text())
-    assert committed == json.loads(json.dumps(export_document(planned_before()))), (
-        "examples/dev-state.json is stale: .venv/bin/python tests/_review_export.py examples/dev-before.yaml "
-        "> examples/dev-state.json")
+    assert committed == json.loads(json.dumps(export_document(planned_before()))), stale
+    outputs = json.loads((ROOT / "examples" / "dev-outputs.json").read_text())
+    assert outputs == json.loads(json.dumps(output_document(planned_before()))), stale
+
+
+def test_refreshed_example_is_the_dev_stack_with_one_hand_made_attachment() -> None:
+    committed = json.loads((ROOT / "examples" / "dev-refreshed-state.json").read_text())
+    assert committed == json.loads(json.dumps(refreshed_example())), (
+        "examples are stale: .venv/bin/python tests/_review_export.py --refreshed examples/dev-refreshed-state.json")

@@ -54,7 +54,7 @@ def test_lookup_and_stack_apps():
     ({"old": {"type": "self_hosted", "uid": "a" * 64}}, "linked-apps:apps.old.uid: this is an AUD tag"),
     ({"old": {"type": "self_hosted", "uid": "not-a-uid"}}, "linked-apps:apps.old.uid: 'not-a-uid' is not an app uid"),
     ({"old": {"uid": EXISTING_UID}}, "linked-apps:apps.old.type: required key is missing"),
-    ({"old": {"uid": EXISTING_UID, "type": "selfhosted"}}, "linked-apps:apps.old.type: Input should be"),
+    ({"old": {"uid": EXISTING_UID, "type": "selfhosted"}}, "linked-apps:apps.old.type: 'selfhosted' is not one of self_hosted, saas,"),
     ({"old": {"type": "self_hosted", "uid": EXISTING_UID, "aud": "abc"}}, "linked-apps:apps.old.aud: 'abc' is not an AUD tag"),
     ({"m": {"type": "saas", "stack": "a/b/c"}}, "linked-apps:apps.m: give exactly one of `output`"),
     ({"p": self_hosted("p.acme.com", policyIds=["nope"])}, "linked-apps:apps.p.policyIds: 'nope' is not a policy id"),

@@ -46,7 +46,7 @@ def diff_command(stack: str | None, config: Path | None, project_dir: Path | Non
         violations += [v for v in topology.assertion_violations(resolved) if v not in violations]
     except LinkedAppsError as exc:
         fail(str(exc))
-    result = diff_trust(desired, deployed, violations)
+    result = diff_trust(desired, deployed, violations, deferred=topology.deferred_links())
     desired_label = f"stack {stack}" if stack else str(config)
     if fmt == "json":
         click.echo(json.dumps(result.as_dict(), indent=2))

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from ..review.plan import Plan
 
 
+DEFERRED_NOTE = ("each attaches on the next `pulumi up`, once its source's trust policy exists (the first up "
+                 "creates everything else and warns naming them)")
+
+
 def _short_type(token: str) -> str:
     return token.rsplit(":", 1)[-1]
 
@@ -29,11 +33,15 @@ def render_text(p: Plan) -> str:
     out.append(f"\nLinks ({len(p.topology.links)})")
     arrows = [f"{link.source} -> {link.target}" for link in p.topology.links]
     arrow_width = max((len(a) for a in arrows), default=0)
+    deferred = set(p.deferred)
     for arrow, link in zip(arrows, p.topology.links):
         src = apps.get(link.source)
         header = f"[{token_header(src.type if src else None)}]"
         note = f"  {link.description}" if link.description else ""
-        out.append(f"  {arrow:<{arrow_width}}  {header:<23}{note}".rstrip())
+        mark = "~" if (link.source, link.target) in deferred else " "
+        out.append(f" {mark}{arrow:<{arrow_width}}  {header:<23}{note}".rstrip())
+    if deferred:
+        out.append(f"  ~ closes a cycle of trust: {DEFERRED_NOTE}")
     if p.violations:
         out.append(f"\nViolations ({len(p.violations)}): nothing would be sent to Cloudflare")
         out.extend(f"  [{v.rule}] {v.message}" for v in p.violations)
@@ -51,10 +59,16 @@ def render_markdown(p: Plan) -> str:
               else f"{len(p.resources)} resources, no violations")
     out = [f"### linked-apps plan: {len(apps)} apps, {len(p.topology.links)} links, {status}", "",
            "| from | to | token | description |", "| --- | --- | --- | --- |"]
+    deferred = set(p.deferred)
     for link in p.topology.links:
         src = apps.get(link.source)
+        note = markdown_code(" ".join(link.description.split())) if link.description else ""
+        if (link.source, link.target) in deferred:
+            note = f"{note} (attaches on the next `pulumi up`)".lstrip()
         out.append(f"| {markdown_code(link.source)} | {markdown_code(link.target)} | "
-                   f"{markdown_code(token_header(src.type if src else None))} | {markdown_code(' '.join(link.description.split())) if link.description else ''} |")
+                   f"{markdown_code(token_header(src.type if src else None))} | {note} |")
+    if deferred:
+        out += ["", f"_{len(deferred)} link(s) close a cycle of trust: {DEFERRED_NOTE}._"]
     if p.violations:
         out += ["", "| rule | message |", "| --- | --- |"]
         out += [f"| {markdown_code(v.rule)} | {markdown_code(v.message)} |" for v in p.violations]
@@ -64,7 +78,7 @@ def render_markdown(p: Plan) -> str:
 @click.command("plan")
 @stack_options(runs_program=True)
 @format_option(["text", "json", "markdown"],
-               "text for people, json for scripts (apps, links, violations, resources), markdown for PRs.")
+               "text for people, json for scripts (apps, links, deferred, violations, resources), markdown for PRs.")
 def plan_command(stack: str | None, config: Path | None, project_dir: Path | None, fmt: str) -> None:
     """Plan a stack offline: run the program under Pulumi's mock runtime and show what it would create.
 

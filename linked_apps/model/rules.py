@@ -112,6 +112,101 @@ def is_loopback_http(url: str) -> bool:
     return url.startswith("http://") and is_loopback(url)
 
 
+# -- values the provider and the API accept ---------------------------------------------------------------------
+# Each rule below is one the real provider (terraform-provider-cloudflare v5, which pulumi-cloudflare 6 wraps)
+# or Cloudflare's API enforces at `pulumi up`; checking it here makes `plan` refuse what Cloudflare would.
+# Sources: internal/services/zero_trust_access_application/schema.go (validators and descriptions) and the
+# Cloudflare API reference (Access applications and policies), read at commit 0059192 of the provider.
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def _duration_seconds(text: str, units: Iterable[str]) -> float | None:
+    """Seconds in a Go duration (`time.ParseDuration`: `300ms`, `2h45m`) using only `units`; None if it is not one."""
+    allowed = set(units)
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos or match.group(2) not in allowed:
+            return None
+        total += float(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+        pos = match.end()
+    return total if text and pos == len(text) else None
+
+
+def check_session_duration(value: str) -> str:
+    """`session_duration`: "Must be in the format `300ms` or `2h45m`. Valid time units are: ns, us (or µs), ms, s,
+    m, h" (provider schema); the API has no days."""
+    seconds = _duration_seconds(value.strip(), _DURATION_SECONDS)
+    if seconds is None or seconds <= 0:
+        raise ValueError(f"{value!r} is not a duration; write e.g. 24h or 2h45m (units ns, us, ms, s, m, h; no days)")
+    return value.strip()
+
+
+def check_access_token_lifetime(value: str) -> str:
+    """`saas_app.access_token_lifetime`: "Valid units are m,h. Must be greater than or equal to 1m and less than or
+    equal to 24h" (provider schema)."""
+    seconds = _duration_seconds(value.strip(), ("m", "h"))
+    if seconds is None:
+        raise ValueError(f"{value!r} is not a token lifetime; write minutes or hours, e.g. 15m, 1h or 1h30m")
+    if not 60 <= seconds <= 24 * 3600:
+        raise ValueError(f"{value!r} is out of range; an access token lifetime lies between 1m and 24h")
+    return value.strip()
+
+
+GRANT_TYPES = ("authorization_code", "authorization_code_with_pkce", "refresh_tokens", "hybrid", "implicit")
+"""`saas_app.grant_types`: the provider's `OneOfCaseInsensitive` validator."""
+SCOPES = ("openid", "groups", "email", "profile")
+"""`saas_app.scopes`: the provider's `OneOfCaseInsensitive` validator; Cloudflare adds `offline_access` itself
+when refresh tokens are on (the attribute's description)."""
+
+
+def check_choices(values: Sequence[str], allowed: Sequence[str], what: str) -> list[str]:
+    """Every value one of `allowed`, case-insensitively as the provider compares; returned lower-cased."""
+    bad = [v for v in values if not isinstance(v, str) or v.lower() not in allowed]
+    if bad:
+        listed = ", ".join(repr(v) for v in bad)
+        hint = ("; Cloudflare adds offline_access itself when refresh_tokens is a grant type"
+                if any(str(v).lower() == "offline_access" for v in bad) else "")
+        article = ("an " if what[0] in "AEIOU" else "a ") if len(bad) == 1 else ""
+        raise ValueError(f"{listed} {'is' if len(bad) == 1 else 'are'} not {article}{what}"
+                         f"{'' if len(bad) == 1 else 's'}; use {', '.join(allowed[:-1])} or {allowed[-1]}{hint}")
+    return [v.lower() for v in values]
+
+
+_HOST = r"(\*\.)?[a-z0-9*]([a-z0-9*-]*[a-z0-9*])?(\.[a-z0-9*]([a-z0-9*-]*[a-z0-9*])?)+"
+_ACCESS_DOMAIN = re.compile(rf"^{_HOST}(/\S*)?$")
+_EMAIL_DOMAIN = _TEAM_DOMAIN  # both are bare host names
+_ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def check_access_domain(value: str) -> str:
+    """`domain` and public `destinations[].uri`: "The primary hostname and path secured by Access", a host with an
+    optional path and wildcards (provider schema; Cloudflare docs, application paths): no scheme, no spaces."""
+    if not isinstance(value, str) or not _ACCESS_DOMAIN.match(value.strip().lower()) or "://" in value:
+        raise ValueError(f"{value!r} is not an Access domain; write the host and optional path without a scheme, "
+                         "e.g. payroll.acme.com or payroll.acme.com/api")
+    return value.strip()
+
+
+def check_email_domain(value: str) -> str:
+    """An `email_domain` rule's `domain` ("The email domain to match", API schema, e.g. `example.com`): the part of
+    an address after the @. Returned lower-cased."""
+    domain = value.strip().lower() if isinstance(value, str) else ""
+    if not _EMAIL_DOMAIN.match(domain):
+        raise ValueError(f"{value!r} is not an email domain; write the part after the @, e.g. acme.com")
+    return domain
+
+
+def check_account_id(value: str) -> str:
+    """A Cloudflare account id: the API's `account_identifier`, 32 hex characters. Returned lower-cased."""
+    account = value.strip().lower()
+    if not _ACCOUNT_ID.match(account):
+        raise ValueError(f"{value!r} is not an account id; copy the 32 hex characters from the dashboard's "
+                         "Account ID (e.g. 023e105f4ecef8ad9ca31a8372d0c353)")
+    return account
+
+
 def linked_policy_name(source: str) -> str:
     """The reusable policy every app trusting `source` attaches (one per source app, shared by its targets)."""
     return f"Linked app token: {source}"
@@ -206,20 +301,23 @@ def check_links(apps: Mapping[str, AppFacts], links: Sequence[LinkRef]) -> list[
                 "the source must be self_hosted (it forwards Cf-Access-Token) or saas (it sends Authorization: Bearer)",
                 (a, b),
             ))
-    found.extend(_cycles(apps, seen))
     return found
 
 
-def _cycles(apps: Mapping[str, AppFacts], edges: Iterable[tuple[str, str]]) -> list[Violation]:
-    """Links among managed apps must form no cycle: B's policy list needs A's uid, so A is created first.
+def deferred_links(apps: Mapping[str, AppFacts], edges: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The links that break every cycle among apps this stack manages, chosen deterministically.
 
-    Only managed targets can be attached to, so every cycle worth reporting runs through managed apps.
+    B's policy list needs the id of A's trust policy, which needs A's uid: a cycle of links among managed apps
+    cannot be built in one deployment. Each such cycle is broken at one link: the back edges of a depth-first
+    search visiting apps and their targets in name order (removing them leaves no cycle). A deferred link's
+    attachment resolves through a lookup (an invoke) instead of a resource dependency, so the first `pulumi up`
+    creates everything but it and the second attaches it.
     """
     succ: dict[str, list[str]] = {}
-    for a, b in edges:
+    for a, b in set(edges):
         if a in apps and b in apps and apps[a].managed and apps[b].managed and can_receive_linked_trust(apps[b].type):
             succ.setdefault(a, []).append(b)
-    found: list[Violation] = []
+    deferred: list[tuple[str, str]] = []
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
     for root in sorted(succ):
         if state.get(root):
@@ -233,25 +331,18 @@ def _cycles(apps: Mapping[str, AppFacts], edges: Iterable[tuple[str, str]]) -> l
                 state[path.pop()] = 2
                 stack.pop()
             elif state.get(nxt) == 1:
-                cycle = path[path.index(nxt):] + [nxt]
-                found.append(Violation(
-                    "cycle",
-                    f"links {' -> '.join(cycle)} form a cycle among apps this stack manages; each app's policy list "
-                    "needs the uid of the app before it, so Pulumi cannot create them in one deployment. Remove one "
-                    "of these links, or manage one of the apps in another stack and reference it with `stack`",
-                    tuple(cycle[:-1]),
-                ))
+                deferred.append((path[-1], nxt))
             elif not state.get(nxt):
                 state[nxt] = 1
                 path.append(nxt)
                 stack.append(iter(sorted(succ.get(nxt, ()))))
-    return found
+    return sorted(deferred)
 
 
 def creation_order(apps: Iterable[str], edges: Iterable[tuple[str, str]]) -> list[str]:
     """Apps in an order where every link's source comes before its target (Kahn; ties by name).
 
-    Call it only on a topology `check_links` passed: a cycle would leave apps out, so it raises.
+    Call it without the `deferred_links`: a cycle would leave apps out, so it raises.
     """
     names = sorted(set(apps))
     indegree = dict.fromkeys(names, 0)
@@ -271,7 +362,7 @@ def creation_order(apps: Iterable[str], edges: Iterable[tuple[str, str]]) -> lis
             if indegree[m] == 0:
                 heapq.heappush(ready, m)
     if len(order) != len(names):
-        raise ValueError("links form a cycle; run check_links first")
+        raise ValueError("links form a cycle; leave out the deferred_links")
     return order
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union
 
@@ -17,6 +18,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -27,16 +29,25 @@ from ._spec import Spec as _Spec
 from .assertions import ASSERTION_MODELS, AssertionSpec, check_assertions, unknown_app_problems
 from .graph import App, Link, TrustGraph
 from .rules import (
+    GRANT_TYPES,
+    SCOPES,
     UUID,
     AppFacts,
     LinkRef,
     Violation,
     app_name_problem,
+    check_access_domain,
+    check_access_token_lifetime,
+    check_account_id,
     check_app_uid,
     check_aud_tag,
+    check_choices,
+    check_email_domain,
     check_links,
+    check_session_duration,
     check_team_domain,
     identity_problems,
+    deferred_links,
     linked_policy_name,
     look_alike_problems,
     redirect_uri_problem,
@@ -80,6 +91,16 @@ class _ManagedApp(_Spec):
             raise ValueError("a policy id is listed twice; each policy is attached once")
         return [p.lower() for p in ids]
 
+    @field_validator("allow_email_domains")
+    @classmethod
+    def _email_domains(cls, domains: list[str]) -> list[str]:
+        return [check_email_domain(d) for d in domains]
+
+    @field_validator("session_duration")
+    @classmethod
+    def _session_duration(cls, value: str | None) -> str | None:
+        return None if value is None else check_session_duration(value)
+
 
 class SelfHostedAppSpec(_ManagedApp):
     """A self-hosted Access app created by this stack: the only kind that can receive linked-app trust."""
@@ -87,6 +108,16 @@ class SelfHostedAppSpec(_ManagedApp):
     type: Literal["self_hosted"]
     domain: str | None = None
     destinations: list[str] = Field(default_factory=list)
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        return None if value is None else check_access_domain(value)
+
+    @field_validator("destinations")
+    @classmethod
+    def _destinations(cls, uris: list[str]) -> list[str]:
+        return [check_access_domain(u) for u in uris]
 
     @model_validator(mode="after")
     def _needs_a_place(self) -> SelfHostedAppSpec:
@@ -114,6 +145,21 @@ class SaasAppSpec(_ManagedApp):
         if problem:
             raise ValueError(problem)
         return uris
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else check_choices(values, SCOPES, "OIDC scope")
+
+    @field_validator("grant_types")
+    @classmethod
+    def _grant_types(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else check_choices(values, GRANT_TYPES, "OIDC grant type")
+
+    @field_validator("access_token_lifetime")
+    @classmethod
+    def _lifetime(cls, value: str | None) -> str | None:
+        return None if value is None else check_access_token_lifetime(value)
 
 
 class _ExternalApp(_Spec):
@@ -222,6 +268,11 @@ class Topology(_Spec):
     def _bare_host(cls, value: str) -> str:
         return check_team_domain(value)
 
+    @field_validator("account_id")
+    @classmethod
+    def _account(cls, value: str) -> str:
+        return check_account_id(value)
+
     @field_validator("apps")
     @classmethod
     def _names(cls, apps: dict[str, Any]) -> dict[str, Any]:
@@ -235,9 +286,16 @@ class Topology(_Spec):
     def is_managed(self, name: str) -> bool:
         return name in self.apps and self.apps[name].managed
 
+    def _facts(self) -> dict[str, AppFacts]:
+        return {name: AppFacts(spec.type, spec.managed) for name, spec in self.apps.items()}
+
+    def deferred_links(self) -> list[tuple[str, str]]:
+        """Links of cycles among managed apps that attach on the next `pulumi up` (see rules.deferred_links)."""
+        return deferred_links(self._facts(), [(l.source, l.target) for l in self.links])
+
     def violations(self) -> list[Violation]:
         """Every rule this topology breaks, all at once (empty when it can be deployed)."""
-        facts = {name: AppFacts(spec.type, spec.managed) for name, spec in self.apps.items()}
+        facts = self._facts()
         refs = [LinkRef(l.source, l.target, f"{NAMESPACE}:links[{i}]") for i, l in enumerate(self.links)]
         return check_links(facts, refs) + self.assertion_violations(self.trust_graph())
 
@@ -307,7 +365,42 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return f"{NAMESPACE}:{path}" if path else f"{NAMESPACE}:"
 
 
-def _friendly(err: dict[str, Any]) -> str:
+_HANDLES = ("uid", "lookup", "stack")
+"""The keys that say where an app managed elsewhere comes from: exactly one per app."""
+
+
+def _app_entry(raw: Mapping[str, Any], loc: tuple[Any, ...]) -> Mapping[str, Any]:
+    apps = raw.get("apps")
+    entry = apps.get(loc[1]) if isinstance(apps, Mapping) and len(loc) > 1 else None
+    return entry if isinstance(entry, Mapping) else {}
+
+
+def _extra_key_message(loc: tuple[Any, ...], raw_loc: tuple[Any, ...], raw: Mapping[str, Any]) -> str:
+    key = str(loc[-1])
+    if loc[:1] == ("apps",) and len(loc) == 3:
+        entry = _app_entry(raw, loc)
+        given = [h for h in _HANDLES if h in entry]
+        if key in _HANDLES and len(given) > 1:
+            return (f"{' and '.join(f'`{h}`' for h in given)} cannot be combined: an app managed elsewhere is "
+                    "found by exactly one of `uid`, `lookup` or `stack`; keep one")
+        kinds = [tag for tag, model in _APP_MODELS.items() if key in _fields(model)]
+        if kinds:
+            return f"`{key}` does not apply to this app; it belongs to {' or '.join(_KIND_WORDS[k] for k in kinds)}"
+    known = _known_fields(raw_loc)
+    hint = difflib.get_close_matches(key, known, n=1)
+    return "unknown key" + (f"; did you mean `{hint[0]}`?" if hint else f"; known keys: {', '.join(sorted(known))}")
+
+
+def _number_message(value: Any, loc: tuple[Any, ...]) -> str:
+    # YAML reads unquoted digits as a number, and a number loses what made it an id (leading zeros, length).
+    if loc == ("accountId",):
+        return (f"{value!r} was read as a number (unquoted digits in the YAML); quote the account id exactly as "
+                "the dashboard shows it, e.g. accountId: '0123456789abcdef0123456789abcdef'")
+    return f"{value!r} was read as a number; quote it in the YAML" + (
+        ", with its unit (e.g. '24h')" if str(loc[-1]) in ("sessionDuration", "accessTokenLifetime") else "")
+
+
+def _friendly(err: dict[str, Any], raw: Mapping[str, Any] | None = None) -> str:
     loc = tuple(err["loc"])
     # Drop discriminator tags pydantic puts after the app name (apps.<name>.<tag>.field).
     if len(loc) >= 3 and loc[0] == "apps" and loc[2] in _KIND_TAGS:
@@ -316,14 +409,14 @@ def _friendly(err: dict[str, Any]) -> str:
         loc = loc[:2] + loc[3:]
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
-        known = _known_fields(tuple(err["loc"]))
-        hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        msg = "unknown key" + (f"; did you mean `{hint[0]}`?" if hint else f"; known keys: {', '.join(sorted(known))}")
+        msg = _extra_key_message(loc, tuple(err["loc"]), raw or {})
     elif kind == "missing":
         msg = "required key is missing"
     elif loc[-1:] == ("[key]",):
         loc = loc[:-1]
         msg = "this name is not a string; quote it in the YAML"
+    elif kind == "string_type" and isinstance(err.get("input"), (int, float)) and not isinstance(err["input"], bool):
+        msg = _number_message(err["input"], loc)
     elif kind == "assertion_kind" and isinstance(err.get("input"), Mapping):
         kinds = [k for k in ASSERTION_MODELS if k in err["input"]]
         if len(kinds) > 1:
@@ -334,7 +427,38 @@ def _friendly(err: dict[str, Any]) -> str:
         msg += "".join(f"; `{k}`: did you mean `{h}`?" for k, h in typos)
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
+    else:
+        msg = _expected_form(kind, err, msg)
     return f"{_format_loc(loc)}: {msg}"
+
+
+def _expected_form(kind: str, err: dict[str, Any], stock: str) -> str:
+    """pydantic's stock phrases for the common shapes, said as what to write instead."""
+    value = err.get("input")
+    if kind == "literal_error":
+        allowed = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+        hint = difflib.get_close_matches(str(value), allowed, n=1)
+        return (f"{value!r} is not one of {', '.join(allowed)}" + (f"; did you mean `{hint[0]}`?" if hint else "")
+                if allowed else stock)
+    if kind == "list_type":
+        return (f"{value!r} is a single value; write a list, e.g. [{value}]" if isinstance(value, str)
+                else "expected a list, e.g. [a, b] or one `- item` per line")
+    if kind == "dict_type":
+        return "expected a mapping of keys to values (`key: value` lines), not a list or a single value"
+    if kind == "string_too_short":
+        return "must not be empty"
+    return stock
+
+
+_APP_MODELS: dict[str, type[BaseModel]] = {"self_hosted": SelfHostedAppSpec, "saas": SaasAppSpec,
+                                            "existing": ExistingAppSpec, "lookup": LookupAppSpec,
+                                            "stack": StackAppSpec}
+_KIND_WORDS = {"self_hosted": "self_hosted apps managed here", "saas": "saas apps managed here",
+               "existing": "apps named by `uid`", "lookup": "apps found by `lookup`", "stack": "apps of another `stack`"}
+
+
+def _fields(model: type[BaseModel]) -> set[str]:
+    return {f.alias or n for n, f in model.model_fields.items() if n != "managed"}
 
 
 def _known_fields(loc: tuple[Any, ...]) -> list[str]:
@@ -347,11 +471,42 @@ def _known_fields(loc: tuple[Any, ...]) -> list[str]:
         kinds = [ASSERTION_MODELS[loc[2]]] if tagged else ASSERTION_MODELS.values()
         return sorted({f.alias or n for m in kinds for n, f in m.model_fields.items()})
     elif loc[:1] == ("apps",):
-        return sorted({f.alias or n for m in (SelfHostedAppSpec, SaasAppSpec, ExistingAppSpec, LookupAppSpec, StackAppSpec)
-                       for n, f in m.model_fields.items() if n != "managed"})
+        tagged = len(loc) > 2 and loc[2] in _APP_MODELS
+        return sorted(set().union(*(_fields(m) for m in ([_APP_MODELS[loc[2]]] if tagged else _APP_MODELS.values()))))
     if model is None:
         return sorted(_TOP_KEYS)
     return sorted(f.alias or n for n, f in model.model_fields.items())
+
+
+def _assertion_problems_of_invalid(raw: Mapping[str, Any], exc: ValidationError) -> list[str]:
+    """Assertions naming undeclared apps, reported in the same round as the config's other errors.
+
+    Only when the assertions themselves parsed: their own errors are already among the others.
+    """
+    if any(e["loc"][:1] == ("assertions",) for e in exc.errors()) or not raw.get("assertions"):
+        return []
+    apps = raw.get("apps")
+    if not isinstance(apps, Mapping):
+        return []
+    try:
+        assertions = TypeAdapter(list[AssertionSpec]).validate_python(raw["assertions"])
+    except ValidationError:
+        return []
+    return unknown_app_problems(assertions, [str(n) for n in apps], f"under {NAMESPACE}:apps", f"{NAMESPACE}:assertions")
+
+
+def _link_problems_of_invalid(raw: Mapping[str, Any]) -> list[str]:
+    """The link rules, judged on what of an invalid config can be read, so they come in the same round."""
+    apps, links = raw.get("apps"), raw.get("links")
+    if not isinstance(apps, Mapping) or not isinstance(links, list):
+        return []
+    facts = {str(name): AppFacts(spec["type"], not any(h in spec for h in _HANDLES))
+             for name, spec in apps.items() if isinstance(spec, Mapping) and isinstance(spec.get("type"), str)}
+    if len(facts) != len(apps):
+        return []  # an app whose kind cannot be read: its rules would be guesses
+    refs = [LinkRef(l["from"], l["to"], f"{NAMESPACE}:links[{i}]") for i, l in enumerate(links)
+            if isinstance(l, Mapping) and isinstance(l.get("from"), str) and isinstance(l.get("to"), str)]
+    return [f"{v.message} [{v.rule}]" for v in check_links(facts, refs)]
 
 
 def topology_from_config(values: Mapping[str, Any], source: str = "stack config") -> Topology:
@@ -374,8 +529,10 @@ def topology_from_config(values: Mapping[str, Any], source: str = "stack config"
     try:
         topology = Topology.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(_friendly(e) for e in exc.errors())
+        problems.extend(_friendly(e, raw) for e in exc.errors())
         topology = None
+        problems.extend(_assertion_problems_of_invalid(raw, exc))
+        problems.extend(_link_problems_of_invalid(raw))
     if topology is not None:
         problems.extend(unknown_app_problems(topology.assertions, topology.apps, f"under {NAMESPACE}:apps",
                                              f"{NAMESPACE}:assertions"))

@@ -67,12 +67,15 @@ class TrustDiff:
     """Deployed `(target, uid)` linked_app_token rules naming no app on either side."""
     apps_changed: tuple[AppChange, ...] = ()
     """Apps on both sides whose uid, lookup, stack reference, managed-ness or type differs."""
+    pending: tuple[Edge, ...] = ()
+    """Desired links of a cycle not deployed yet: they attach on the next `pulumi up` (`rules.deferred_links`)."""
 
     @property
     def changed(self) -> bool:
-        """Trust changes: an edge or an app is added or removed, or a name now stands for another app (what
-        `--exit-code` reports)."""
-        return bool(self.added or self.removed or self.apps_added or self.apps_removed or self.apps_changed)
+        """Trust changes: an edge or an app is added, pending or removed, or a name now stands for another app
+        (what `--exit-code` reports)."""
+        return bool(self.added or self.pending or self.removed or self.apps_added or self.apps_removed
+                    or self.apps_changed)
 
     def as_dict(self) -> dict[str, object]:
         def edges(items: Iterable[Edge]) -> list[dict[str, str]]:
@@ -83,6 +86,7 @@ class TrustDiff:
 
         return {
             "added": edges(self.added),
+            "pending": edges(self.pending),
             "removed": edges(self.removed),
             "unchanged": edges(self.unchanged),
             "apps_added": apps(self.apps_added),
@@ -94,8 +98,12 @@ class TrustDiff:
         }
 
 
-def diff_trust(desired: TrustGraph, deployed: TrustGraph, violations: Sequence[Violation] = ()) -> TrustDiff:
+def diff_trust(desired: TrustGraph, deployed: TrustGraph, violations: Sequence[Violation] = (),
+               deferred: Iterable[Edge] = ()) -> TrustDiff:
     """Compare desired trust with deployed trust; `violations` are the desired plan's rule violations.
+
+    `deferred` are the desired links that break a cycle: one not deployed yet is `pending` (the next `pulumi up`
+    attaches it), not `added`.
 
     A deployed rule whose uid names no deployed app but names an app of the desired side by uid (an existing
     app the state does not describe) counts as an edge from that app (and the app as deployed), rather than a phantom add plus a warning.
@@ -113,8 +121,10 @@ def diff_trust(desired: TrustGraph, deployed: TrustGraph, violations: Sequence[V
             unknown.append((target, uid))
 
     apps = {**deployed_apps, **desired.apps}
+    pending = (want - have) & set(deferred)
     return TrustDiff(
-        added=tuple(sorted(want - have)),
+        added=tuple(sorted(want - have - pending)),
+        pending=tuple(sorted(pending)),
         removed=tuple(sorted(have - want)),
         unchanged=tuple(sorted(want & have)),
         apps_added=tuple(desired.apps[n] for n in sorted(desired.apps.keys() - deployed_apps.keys())),

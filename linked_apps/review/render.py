@@ -17,8 +17,10 @@ from ..model.graph import App, TrustGraph
 from ..model.rules import printable, token_header
 from .diff import AppChange, Edge, TrustDiff
 
-ADDED, REMOVED, SAME = "added", "removed", ""
+ADDED, REMOVED, PENDING, SAME = "added", "removed", "pending", ""
 ADDED_COLOUR, REMOVED_COLOUR = "#1a7f37", "#cf222e"
+PENDING_NOTE = ("a link that closes a cycle of trust attaches on the next `pulumi up`, once its source's trust "
+                "policy exists")
 MAX_DRAWN_EDGES = 150
 """Beyond this many links a PR comment draws only the changes: GitHub renders at most 500 Mermaid edges and
 a comment holds at most 65,536 characters."""
@@ -52,6 +54,7 @@ class Drawing:
         changes = {a.name: ADDED for a in diff.apps_added} | {a.name: REMOVED for a in diff.apps_removed}
         edges = ([] if changes_only else [DrawnEdge(a, b) for a, b in diff.unchanged])
         edges += [DrawnEdge(a, b, ADDED) for a, b in diff.added] + [DrawnEdge(a, b, REMOVED) for a, b in diff.removed]
+        edges += [DrawnEdge(a, b, PENDING) for a, b in diff.pending]
         apps = dict(diff.apps)
         if changes_only:
             keep = set(changes) | {n for e in edges for n in (e.source, e.target)}
@@ -95,7 +98,7 @@ def mermaid(drawing: Drawing) -> str:
         label = f"{_mermaid_text(name)}<br/>{_mermaid_text(_describe(app))}"
         # SaaS apps are drawn as stadiums, so the two token flows read apart at a glance.
         out.append(f'  {node}(["{label}"])' if app is not None and app.type == "saas" else f'  {node}["{label}"]')
-    arrows = {SAME: "-->", ADDED: "==>|added|", REMOVED: "-.->|removed|"}
+    arrows = {SAME: "-->", ADDED: "==>|added|", REMOVED: "-.->|removed|", PENDING: "==>|pending|"}
     for edge in drawing.edges:
         out.append(f"  {ids[edge.source]} {arrows[edge.change]} {ids[edge.target]}")
     for change, style in ((ADDED, f"stroke:{ADDED_COLOUR},stroke-width:3px"),
@@ -146,6 +149,8 @@ def dot(drawing: Drawing) -> str:
             attrs = [f"color={_dot_id(ADDED_COLOUR)}", "penwidth=3", 'label="added"']
         elif edge.change == REMOVED:
             attrs = [f"color={_dot_id(REMOVED_COLOUR)}", "style=dashed", 'label="removed"']
+        elif edge.change == PENDING:
+            attrs = [f"color={_dot_id(ADDED_COLOUR)}", "style=dotted", 'label="pending"']
         suffix = f" [{', '.join(attrs)}]" if attrs else ""
         out.append(f"  {_dot_id(edge.source)} -> {_dot_id(edge.target)}{suffix};")
     out.append("}")
@@ -160,8 +165,9 @@ def _plural(n: int, word: str) -> str:
 def summary(diff: TrustDiff) -> str:
     """One line: what changes, in numbers."""
     if diff.changed:
-        parts = [f"{_plural(len(diff.added), 'link')} added, {len(diff.removed)} removed, "
-                 f"{len(diff.unchanged)} unchanged"]
+        parts = [f"{_plural(len(diff.added), 'link')} added, "
+                 + (f"{len(diff.pending)} pending, " if diff.pending else "")
+                 + f"{len(diff.removed)} removed, {len(diff.unchanged)} unchanged"]
         if diff.apps_added or diff.apps_removed:
             parts.append(f"{_plural(len(diff.apps_added), 'app')} added, {len(diff.apps_removed)} removed")
         if diff.apps_changed:
@@ -195,8 +201,8 @@ def _change_words(change: AppChange) -> tuple[str, str, str]:
 def diff_text(diff: TrustDiff, desired: str, deployed: str) -> str:
     """The diff for a terminal: every name, description and message through `printable`."""
     p = printable
-    rows: list[tuple[str, Edge]] = ([("+", e) for e in diff.added] + [("-", e) for e in diff.removed]
-                                    + [(" ", e) for e in diff.unchanged])
+    rows: list[tuple[str, Edge]] = ([("+", e) for e in diff.added] + [("~", e) for e in diff.pending]
+                                    + [("-", e) for e in diff.removed] + [(" ", e) for e in diff.unchanged])
     arrows = [f"{p(a)} -> {p(b)}" for _, (a, b) in rows]
     width = max(map(len, arrows), default=0)
     out = [f"Trust diff: {p(desired)} (desired) against {p(deployed)} (deployed)"]
@@ -204,6 +210,8 @@ def diff_text(diff: TrustDiff, desired: str, deployed: str) -> str:
         out.append(f"  {mark} {arrow:<{width}}  [{p(_token(diff, edge))}]")
     if not rows:
         out.append("  (no links on either side)")
+    if diff.pending:
+        out.append(f"  ~ pending: {PENDING_NOTE}")
     for title, apps in (("Apps added", diff.apps_added), ("Apps removed", diff.apps_removed)):
         if apps:
             out.append(f"{title}: " + ", ".join(f"{p(a.name)} ({p(_describe(a))})" for a in apps))
@@ -288,9 +296,9 @@ def diff_markdown(diff: TrustDiff, desired: str, deployed: str, *, max_drawn_edg
     tables = [
         _Table([], "| change | from | to | token |",
                [f"| {change} | {code(a)} | {code(b)} | {code(_token(diff, (a, b)))} |"
-                for change, edges in ((ADDED, diff.added), (REMOVED, diff.removed)) for a, b in edges],
-               lambda kept: (f"link changes ({max(len(diff.added) - kept, 0)} added, "
-                             f"{min(len(diff.removed), len(diff.added) + len(diff.removed) - kept)} removed)")),
+                for change, edges in ((ADDED, diff.added), (PENDING, diff.pending), (REMOVED, diff.removed))
+                for a, b in edges],
+               lambda kept: _cut_changes(diff, kept)),
         _Table(["**Apps whose identity changed behind the same name** (trust follows the identity, not the name):",
                 ""], "| app | field | from | to |",
                [f"| {code(c.app)} | {' | '.join(code(w) for w in _change_words(c))} |" for c in diff.apps_changed],
@@ -304,8 +312,10 @@ def diff_markdown(diff: TrustDiff, desired: str, deployed: str, *, max_drawn_edg
         _Table(["**Deployed rules naming no known app:**", ""], "| app | accepts uid |",
                [f"| {code(app)} | {code(uid)} |" for app, uid in diff.unknown_uids], "deployed rules"),
     ]
-    no_change = [] if diff.added or diff.removed else ["", "_No link is added or removed._"]
-    total = len(diff.added) + len(diff.removed) + len(diff.unchanged)
+    no_change = [] if diff.added or diff.removed or diff.pending else ["", "_No link is added or removed._"]
+    if diff.pending:
+        no_change += ["", f"_Pending: {PENDING_NOTE}._"]
+    total = len(diff.added) + len(diff.pending) + len(diff.removed) + len(diff.unchanged)
     changes_only = total > max_drawn_edges
     diagram = ["", "```mermaid", mermaid(Drawing.of_diff(diff, changes_only=changes_only)), "```", "",
                "<sub>Thick green arrows: links added. Dashed red arrows: links removed."
@@ -340,6 +350,17 @@ def diff_markdown(diff: TrustDiff, desired: str, deployed: str, *, max_drawn_edg
                 budget -= _utf16_len(row) + 1
                 table.kept += 1
     return render(_cut_note(cut), False, with_unchanged)
+
+
+def _cut_changes(diff: TrustDiff, kept: int) -> str:
+    """What the link-change rows not shown are: rows run added, then pending, then removed."""
+    left = []
+    for what, edges in (("added", diff.added), ("pending", diff.pending), ("removed", diff.removed)):
+        hidden = min(len(edges), max(len(edges) - kept, 0))
+        kept = max(kept - len(edges), 0)
+        if hidden or what != "pending":
+            left.append(f"{hidden} {what}")
+    return f"link changes ({', '.join(left)})"
 
 
 def _cut_note(cut: Sequence[str]) -> list[str]:

@@ -361,10 +361,12 @@ def graph_from_export(doc: Mapping[str, Any]) -> TrustGraph:
 
 def graph_from_outputs(doc: Mapping[str, Any]) -> TrustGraph:
     """`pulumi stack output --json` of a linked-apps program: `team_domain`, `apps`, `links`."""
-    if "apps" not in doc or not isinstance(doc.get("apps"), Mapping) or is_secret(doc.get("apps")):
-        raise StateError("not linked-apps stack outputs: there is no `apps` object (expected team_domain, apps, links)"
-                         + ("; it is a secret: run `pulumi stack output --json --show-secrets`"
-                            if is_secret(doc.get("apps")) else ""))
+    if is_secret(doc.get("apps")):
+        raise StateError("the `apps` output is a secret (\"[secret]\"), so no app can be read; deploy with this "
+                         "version of the program (it exports client ids unsecreted), run `pulumi stack output "
+                         "--json --show-secrets`, or pass `pulumi stack export`")
+    if "apps" not in doc or not isinstance(doc.get("apps"), Mapping):
+        raise StateError("not linked-apps stack outputs: there is no `apps` object (expected team_domain, apps, links)")
     apps = _apps_output(doc["apps"], "apps", managed_default=True)
     by_name = {a.name: a for a in apps}
     sources: dict[str, tuple[str, dict[str, None]]] = {}  # policy id -> (its source's name, uids it names)
