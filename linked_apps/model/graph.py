@@ -82,6 +82,7 @@ class TrustGraph:
         attachments: Mapping[str, tuple[tuple[str, int], ...]] | None = None,
         team_domain: str | None = None,
         unknown_uids: Iterable[tuple[str, str]] = (),
+        service_tokens: Mapping[str, str] | None = None,
     ) -> None:
         self.apps: dict[str, App] = {a.name: a for a in apps}
         self.links: tuple[Link, ...] = tuple(links)
@@ -91,6 +92,8 @@ class TrustGraph:
         self.team_domain = team_domain
         self.unknown_uids: tuple[tuple[str, str], ...] = tuple(unknown_uids)
         """`(target app, uid)` for linked_app_token rules naming no app in the graph."""
+        self.service_tokens: dict[str, str] = dict(service_tokens or {})
+        """Deployed Access service tokens: client id (an assertion's `common_name`) -> the token's name."""
         self._by_uid = {a.uid: a for a in self.apps.values() if a.uid}
         self._by_aud = {a.aud: a for a in self.apps.values() if a.aud}
         self._by_domain = {a.domain.lower(): a for a in self.apps.values() if a.domain}

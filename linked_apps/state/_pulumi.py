@@ -21,6 +21,7 @@ from ..model.rules import LINKED_APP_TOKEN, NON_IDENTITY, linked_policy_name
 
 APP_TYPE = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 POLICY_TYPE = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
+SERVICE_TOKEN_TYPE = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"
 STACK_TYPE = "pulumi:pulumi:Stack"
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"
 UNKNOWN_TYPE = "unknown"
@@ -113,11 +114,17 @@ def graph_from_resources(
     app_props: dict[str, Mapping[str, Any]] = {}
     policies: dict[str, Policy] = {}
     named: dict[str, int] = {}
+    service_tokens: dict[str, str] = {}
     for res in resources:
         typ, props = res.get("type"), res.get("props")
         props = props if isinstance(props, Mapping) else {}
         rid = _str(res, "id") or _str(props, "id")
-        if typ == POLICY_TYPE and rid:
+        if typ == SERVICE_TOKEN_TYPE:
+            # Output `clientId` is what an origin's assertion carries as `common_name` (only clientSecret is secret).
+            client_id = _str(props, "clientId", "client_id")
+            if client_id:
+                service_tokens[client_id] = _str(props, "name") or _str(res, "name") or rid or client_id
+        elif typ == POLICY_TYPE and rid:
             policies[rid] = _policy(rid, props, inline=False)
         elif typ == APP_TYPE:
             name = _str(props, "name") or _str(res, "name") or rid or "?"
@@ -167,7 +174,7 @@ def graph_from_resources(
             apps[extra.name] = extra
     links, unknown = links_from_policies(apps.values(), policies, attachments)
     return TrustGraph(apps.values(), links, policies=policies, attachments=attachments,
-                      team_domain=team_domain, unknown_uids=unknown)
+                      team_domain=team_domain, unknown_uids=unknown, service_tokens=service_tokens)
 
 
 def _apps_output(apps: Any, *, managed_default: bool) -> list[App]:
@@ -211,7 +218,7 @@ def graph_from_export(doc: Mapping[str, Any]) -> TrustGraph:
         if typ == STACK_TYPE:
             team_domain = _str(props, "team_domain")
             known = _apps_output(_get(props, "apps"), managed_default=False)
-        elif typ in (APP_TYPE, POLICY_TYPE):
+        elif typ in (APP_TYPE, POLICY_TYPE, SERVICE_TOKEN_TYPE):
             name = str(res.get("urn", "")).rsplit("::", 1)[-1]
             rows.append({"type": typ, "id": res.get("id"), "props": props, "name": name})
     return graph_from_resources(rows, team_domain=team_domain, known_apps=known)

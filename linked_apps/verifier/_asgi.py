@@ -1,17 +1,24 @@
-"""Pure ASGI middleware for App B: admit a request only when its linked-app token would reach App B.
+"""Pure ASGI middleware for App B: admit a request only when Access vouches for it at App B's origin.
+
+Behind Access (the default) the decision is `Verifier.decide_origin`: the `Cf-Access-Jwt-Assertion` header (or
+the `CF_Authorization` cookie) for App B is required; a forwarded `Cf-Access-Token` / `Authorization: Bearer`
+makes it a linked call that must be proven. `behind_access=False` keeps the forwarded-token-only decision
+(`Verifier.decide`) for an app that Access does not front.
 
 Works with any ASGI framework (Starlette, FastAPI, ...). On allow, the request's state carries the verdict:
-`request.state.linked_app` (the Verdict), `request.state.identity` (email/sub/common_name...) and
-`request.state.source_app` (the sending app's Cloudflare name). On deny: 403 `{"allowed": false, "reason": ...}`.
+`request.state.linked_app` (the Verdict), `request.state.identity` (email/sub/common_name...),
+`request.state.source_app` (the sending app's Cloudflare name, or None) and `request.state.via` (`user`,
+`service-token`, `linked-app`; None when not behind Access). On deny: 403 `{"allowed": false, "reason": ...}`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
-from ._verdict import Verdict
+from ._origin import RequestRefused, assertion_from_headers, origin_target
+from ._verdict import OriginVerdict, Verdict
 from ._verifier import NO_TOKEN_REASON, Verifier, token_from_headers
 
 Scope = MutableMapping[str, Any]
@@ -19,17 +26,66 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_WANTED = (b"cf-access-token", b"authorization")
+FORWARDED_HEADERS = ("cf-access-token", "authorization")
+ORIGIN_HEADERS = (*FORWARDED_HEADERS, "cf-access-jwt-assertion", "cookie")
+_REPEATABLE = frozenset({"cookie"})  # HTTP/2 may split cookies over several headers; they are joined with "; "
+
+
+def deny_body(verdict: Verdict) -> bytes:
+    return json.dumps({"allowed": False, "reason": verdict.reason}).encode()
+
+
+def request_state(verdict: Verdict) -> dict[str, Any]:
+    """What an admitted request carries (ASGI `request.state`, WSGI `environ["linked_apps.*"]`)."""
+    return {"linked_app": verdict, "identity": dict(verdict.identity), "source_app": verdict.source,
+            "via": getattr(verdict, "via", None)}
+
+
+class Guard:
+    """The decision both middlewares make, for one target: headers in (lower-case names), a Verdict out."""
+
+    def __init__(self, verifier: Verifier, target: str, behind_access: bool) -> None:
+        self.verifier = verifier
+        self.behind_access = behind_access
+        # an unknown target (or, behind Access, one without an AUD tag) fails at startup, not per request
+        self.target = origin_target(verifier, target) if behind_access else verifier.target(target).name
+        self.wanted = ORIGIN_HEADERS if behind_access else FORWARDED_HEADERS
+
+    def refuse(self, reason: str) -> Verdict:
+        return OriginVerdict(False, reason, self.target) if self.behind_access else Verdict(False, reason, self.target)
+
+    def duplicated(self, name: str, count: int) -> Verdict | None:
+        return None if count < 2 or name in _REPEATABLE else \
+            self.refuse(f"the request carries {count} {name} headers; send one")
+
+    def cached_or_decide(self, headers: Mapping[str, str]) -> tuple[Verdict | None, Callable[[], Verdict]]:
+        """The verdict if every token is cached (no I/O), else None and the call that decides (it may fetch)."""
+        verifier, target = self.verifier, self.target
+        if self.behind_access:
+            try:
+                assertion, forwarded = assertion_from_headers(headers), token_from_headers(headers) or {}
+            except RequestRefused as exc:
+                return self.refuse(str(exc)), lambda: self.refuse(str(exc))
+            return (verifier._origin.cached(target, assertion, **forwarded),
+                    lambda: verifier.decide_origin(target, assertion=assertion, **forwarded))
+        token = token_from_headers(headers)
+        if token is None:
+            verdict = self.refuse(NO_TOKEN_REASON)
+            return verdict, lambda: verdict
+        return verifier.cached(target, **token), lambda: verifier.decide(target, **token)
 
 
 class AccessMiddleware:
     """Guard `app` as the Access application `target` (its Cloudflare name, uid or domain)."""
 
-    def __init__(self, app: ASGIApp, *, verifier: Verifier, target: str, exempt_paths: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, *, verifier: Verifier, target: str, exempt_paths: Iterable[str] = (),
+                 behind_access: bool = True) -> None:
         self.app = app
+        self.guard = Guard(verifier, target, behind_access)
         self.verifier = verifier
-        self.target = verifier.target(target).name  # an unknown target fails at startup, not per request
+        self.target = self.guard.target
         self.exempt_paths = frozenset(exempt_paths)
+        self._wanted = tuple(n.encode() for n in self.guard.wanted)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or scope.get("path") in self.exempt_paths:
@@ -38,13 +94,12 @@ class AccessMiddleware:
         verdict = await self._decide(scope)
         if verdict.allowed:
             # A new dict: the server may share the lifespan state dict between requests.
-            scope["state"] = {**(scope.get("state") or {}), "linked_app": verdict,
-                              "identity": dict(verdict.identity), "source_app": verdict.source}
+            scope["state"] = {**(scope.get("state") or {}), **request_state(verdict)}
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": verdict.reason[:120]})
         else:
-            body = json.dumps({"allowed": False, "reason": verdict.reason}).encode()
+            body = deny_body(verdict)
             await send({"type": "http.response.start", "status": 403,
                         "headers": [(b"content-type", b"application/json"),
                                     (b"content-length", str(len(body)).encode())]})
@@ -52,21 +107,22 @@ class AccessMiddleware:
 
     async def _decide(self, scope: Scope) -> Verdict:
         found: dict[bytes, list[bytes]] = {}
+        wanted = self._wanted
         for name, value in scope.get("headers") or ():
             name = name.lower()
-            if name in _WANTED:
+            if name in wanted:
                 found.setdefault(name, []).append(value)
-        for name, values in found.items():
-            if len(values) > 1:
-                return Verdict(False, f"the request carries {len(values)} {name.decode()} headers; send one",
-                               self.target)
-        token = token_from_headers({k.decode("latin-1"): v[0].decode("latin-1") for k, v in found.items()})
-        if token is None:
-            return Verdict(False, NO_TOKEN_REASON, self.target)
-        verdict = self.verifier.cached(self.target, **token)
+        headers: dict[str, str] = {}
+        for raw, values in found.items():
+            name = raw.decode("latin-1")
+            refused = self.guard.duplicated(name, len(values))
+            if refused is not None:
+                return refused
+            headers[name] = "; ".join(v.decode("latin-1") for v in values)
+        verdict, decide = self.guard.cached_or_decide(headers)
         if verdict is None:
             # A cold decision may fetch keys over the network: keep it off the event loop.
             import anyio.to_thread
 
-            verdict = await anyio.to_thread.run_sync(lambda: self.verifier.decide(self.target, **token))
+            verdict = await anyio.to_thread.run_sync(decide)
         return verdict

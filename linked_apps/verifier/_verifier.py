@@ -21,6 +21,8 @@ from ._verdict import Verdict, identity_of
 if TYPE_CHECKING:
     import httpx
 
+    from ._verdict import OriginVerdict
+
 OPAQUE_REASON = ("opaque bearer token: it is not a JWT, so it cannot be verified offline (Cloudflare does not "
                  "document SaaS access tokens; an online check at the issuer's /userinfo is opt-in: "
                  "online_userinfo=True, --online-userinfo)")
@@ -120,6 +122,9 @@ class Verifier:
         self._targets: dict[str, App] = {}
         self._grants: dict[tuple[str, tuple[str, ...], str], Grant] = {}
         self._verified_headers: dict[str, str] = {}
+        from ._origin import OriginCheck
+
+        self._origin = OriginCheck(self, cache_size, token_from_headers)
 
     # -- public -------------------------------------------------------------------------------------------
     def target(self, ref: str) -> App:
@@ -168,9 +173,24 @@ class Verifier:
             return entry.verdicts.get(to)
         return None
 
+    def decide_origin(self, to: str, *, assertion: str | None, cf_access_token: str | None = None,
+                      bearer: str | None = None) -> OriginVerdict:
+        """App B's origin check: is this request, as `to`'s origin received it, genuine, who, and from which app?
+
+        `assertion` is the request's `Cf-Access-Jwt-Assertion` (or `CF_Authorization` cookie), checked as
+        Cloudflare documents against `to`'s AUD tag. With a forwarded token as well, the verdict is a linked call
+        (`via="linked-app"`) only if that token reaches `to` through deployed trust and names the same user.
+        """
+        return self._origin.decide(to, assertion, cf_access_token, bearer)
+
+    def decide_origin_headers(self, to: str, headers: Mapping[str, str]) -> OriginVerdict:
+        """`decide_origin` from request headers (lower-case names): the assertion header, else the cookie."""
+        return self._origin.decide_headers(to, headers)
+
     def clear_cache(self) -> None:
         self._cf_cache.clear()
         self._bearer_cache.clear()
+        self._origin.clear()
 
     # -- internals ----------------------------------------------------------------------------------------
     def _keyset(self, url: str) -> KeySet:
@@ -225,8 +245,7 @@ class Verifier:
             keyset, token_type = self._saas_keyset(app.client_id), None
             issuer = self._saas_issuer_prefix + app.client_id
         _jws.verify_signature(parsed, keyset.key(parsed.kid))
-        if len(self._verified_headers) < _MAX_VERIFIED_HEADERS:
-            self._verified_headers[parsed.header_segment] = parsed.kid  # only headers the issuer signed
+        self._remember_header(parsed)
         exp = _claims.check(claims, issuer=issuer, now=self._clock(), leeway=self.leeway, token_type=token_type)
         audiences = _claims.audiences(claims)
         if flow == CF_ACCESS_TOKEN:
@@ -240,6 +259,11 @@ class Verifier:
             apps = [app]
         return Entry(min(exp + self.leeway, keyset.good_until), keyset, parsed.kid, claims,
                      tuple(a.name for a in apps))
+
+    def _remember_header(self, parsed: _jws.Parsed) -> None:
+        """After its signature verified: the header needs no second decoding."""
+        if len(self._verified_headers) < _MAX_VERIFIED_HEADERS:
+            self._verified_headers[parsed.header_segment] = parsed.kid  # only headers the issuer signed
 
     def _ask_userinfo(self, token: str, target: App) -> Entry:
         from ._keys import shared_client
