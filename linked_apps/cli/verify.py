@@ -1,4 +1,5 @@
-"""`linked-apps verify`: would Access let this token through to this app, as whom, and why?
+"""`linked-apps verify`: would Access let this token through to this app, as whom, and why? With `--assertion`:
+is this request genuine as App B's origin received it, who is it, and which app sent it?
 
 Reads deployed state (never the program) and imports neither pulumi nor pulumi_cloudflare, except for
 `--stack`, which asks the Pulumi CLI for the live state.
@@ -32,6 +33,9 @@ def _token(value: str | None, what: str) -> str | None:
 @click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Pulumi project of --stack (default: the current directory if it holds Pulumi.yaml).")
 @click.option("--to", "to", required=True, metavar="APP", help="The receiving app: Cloudflare name, uid or domain.")
+@click.option("--assertion", metavar="TOKEN", default=None,
+              help="App B's origin check: the Cf-Access-Jwt-Assertion (or CF_Authorization cookie) the origin "
+                   "received; with --cf-access-token/--bearer too, a linked call that must be proven.")
 @click.option("--cf-access-token", metavar="TOKEN", default=None,
               help="Token forwarded by a self-hosted app (`-` reads standard input).")
 @click.option("--bearer", metavar="TOKEN", default=None,
@@ -44,25 +48,32 @@ def _token(value: str | None, what: str) -> str | None:
 @click.option("--online-userinfo", is_flag=True,
               help="An opaque --bearer token: ask the userinfo endpoint of the SaaS apps APP trusts (online; "
                    "Cloudflare does not document SaaS access tokens, and the verdict says so).")
-@click.option("--json", "as_json", is_flag=True, help="Print {allowed, from, to, reason, identity} as JSON.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: {allowed, from, to, reason, identity, policy} (and via, with --assertion).")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 def verify_command(state_file: str | None, stack: str | None, project_dir: Path | None, to: str,
-                   cf_access_token: str | None, bearer: str | None, team_domain: str | None,
-                   access_url: str | None, online_userinfo: bool, as_json: bool) -> None:
+                   assertion: str | None, cf_access_token: str | None, bearer: str | None, team_domain: str | None,
+                   access_url: str | None, online_userinfo: bool, output_format: str, as_json: bool) -> None:
     """Decide whether a linked-app token reaches APP, from deployed state, the way Access would.
 
     \b
     Exit codes: 0 allowed, 1 denied (malformed tokens included), 2 usage or config error
-    (unknown app, unreadable state).
+    (unknown app, unreadable state, an app without an AUD tag for --assertion).
     """
     from ..errors import LinkedAppsError
     from ..state import read_state
 
     if (state_file is None) == (stack is None):
         fail("give exactly one of --state FILE or --stack NAME")
-    if (cf_access_token is None) == (bearer is None):
-        fail("give exactly one of --cf-access-token TOKEN or --bearer TOKEN")
-    if state_file == "-" and "-" in (cf_access_token, bearer):
+    if assertion is None and (cf_access_token is None) == (bearer is None):
+        fail("give exactly one of --cf-access-token TOKEN or --bearer TOKEN (or --assertion TOKEN)")
+    if cf_access_token is not None and bearer is not None:
+        fail("give at most one of --cf-access-token TOKEN or --bearer TOKEN")
+    tokens = (assertion, cf_access_token, bearer)
+    if state_file == "-" and "-" in tokens:
         fail("standard input can carry the state or the token, not both")
+    if tokens.count("-") > 1:
+        fail("standard input can carry one token; give the others as values")
     try:
         if stack is not None:
             from ..state import read_stack
@@ -74,14 +85,27 @@ def verify_command(state_file: str | None, stack: str | None, project_dir: Path 
         from ..verifier import Verifier
 
         verifier = Verifier(graph, team_domain=team_domain, access_url=access_url, online_userinfo=online_userinfo)
-        verifier.target(to)
+        if assertion is not None:
+            from ..verifier._origin import origin_target
+
+            origin_target(verifier, to)
+        else:
+            verifier.target(to)
     except LinkedAppsError as exc:
         fail(str(exc))
     token_cf = _token(cf_access_token, "--cf-access-token")
     token_bearer = _token(bearer, "--bearer")
-    verdict = verifier.decide(to, cf_access_token=token_cf, bearer=token_bearer)
-    if as_json:
+    if assertion is not None:
+        verdict = verifier.decide_origin(to, assertion=_token(assertion, "--assertion"), cf_access_token=token_cf,
+                                         bearer=token_bearer)
+    else:
+        verdict = verifier.decide(to, cf_access_token=token_cf, bearer=token_bearer)
+    if as_json or output_format == "json":
         click.echo(json.dumps(verdict.as_dict()))
+    elif verdict.allowed and assertion is not None:
+        who = ", ".join(f"{k}={v}" for k, v in verdict.identity.items()) or "no identity claims"
+        source = f" from {verdict.source}" if verdict.source else ""
+        click.echo(f"allowed: {verdict.via}{source} -> {verdict.target} as {who}\n  {verdict.reason}")
     elif verdict.allowed:
         who = ", ".join(f"{k}={v}" for k, v in verdict.identity.items()) or "no identity claims"
         click.echo(f"allowed: {verdict.source} -> {verdict.target} as {who}\n  {verdict.reason}")
