@@ -228,3 +228,54 @@ def test_a_cached_assertion_does_not_vouch_for_a_forwarded_token(verifier: Verif
     assert verifier.decide_origin(PAYROLL, assertion=token).allowed
     verdict = verifier.decide_origin(PAYROLL, assertion=token, cf_access_token=forwarded("hr-portal", **BOB))
     assert not verdict.allowed and "bob@acme.com" in verdict.reason
+
+
+# -- the middlewares' own refusals -----------------------------------------------------------------------
+def test_the_middlewares_refuse_to_start_for_a_target_without_an_aud_tag(server: JwksServer) -> None:
+    from linked_apps.errors import ConfigError
+    from linked_apps.verifier import AccessMiddleware, WSGIAccessMiddleware
+
+    outputs = dev_outputs()
+    del outputs["apps"][PAYROLL]["aud"]
+    verifier = Verifier(graph_from_outputs(outputs), access_url=server.url)
+    for middleware in (AccessMiddleware, WSGIAccessMiddleware):
+        with pytest.raises(ConfigError, match="payroll-api has no AUD tag in the state.*behind_access=False"):
+            middleware(lambda *a: None, verifier=verifier, target=PAYROLL)
+        assert middleware(lambda *a: None, verifier=verifier, target=PAYROLL, behind_access=False).target == PAYROLL
+
+
+def test_asgi_refuses_two_assertion_headers(verifier: Verifier) -> None:
+    from starlette.testclient import TestClient
+
+    from linked_apps.verifier import AccessMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a refused request reached the app")
+
+    with TestClient(AccessMiddleware(app, verifier=verifier, target=PAYROLL)) as client:
+        response = client.get("/", headers=[("Cf-Access-Jwt-Assertion", assertion()),
+                                            ("Cf-Access-Jwt-Assertion", assertion(email="x@y.z"))])
+        assert response.status_code == 403 and "2 cf-access-jwt-assertion headers" in response.json()["reason"]
+
+
+def test_wsgi_exempt_paths_and_the_environ(verifier: Verifier) -> None:
+    from linked_apps.verifier import WSGIAccessMiddleware
+
+    seen: list[dict[str, Any]] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(environ)
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    guarded = WSGIAccessMiddleware(app, verifier=verifier, target="payroll.acme.com", exempt_paths=["/healthz"])
+    statuses: list[str] = []
+    assert guarded({"PATH_INFO": "/healthz"}, lambda status, headers: statuses.append(status)) == [b"ok"]
+    body = guarded({"PATH_INFO": "/x"}, lambda status, headers: statuses.append(status))
+    assert statuses[-1] == "403 Forbidden" and b"no Access assertion" in b"".join(body)
+    guarded({"PATH_INFO": "/x", "HTTP_CF_ACCESS_JWT_ASSERTION": assertion(),
+             "HTTP_CF_ACCESS_TOKEN": forwarded("hr-portal")}, lambda status, headers: statuses.append(status))
+    assert statuses[-1] == "200 OK"
+    environ = seen[-1]
+    assert (environ["linked_apps.via"], environ["linked_apps.source_app"]) == ("linked-app", "hr-portal")
+    assert environ["linked_apps.verdict"].allowed and environ["linked_apps.identity"]["email"] == "ann@acme.com"

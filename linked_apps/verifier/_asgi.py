@@ -58,21 +58,23 @@ class Guard:
         return None if count < 2 or name in _REPEATABLE else \
             self.refuse(f"the request carries {count} {name} headers; send one")
 
-    def cached_or_decide(self, headers: Mapping[str, str]) -> tuple[Verdict | None, Callable[[], Verdict]]:
-        """The verdict if every token is cached (no I/O), else None and the call that decides (it may fetch)."""
-        verifier, target = self.verifier, self.target
+    def cached(self, headers: Mapping[str, str]) -> Verdict | None:
+        """The verdict when it needs no I/O (every token cached, or a refusal), else None: then call decide()."""
         if self.behind_access:
             try:
-                assertion, forwarded = assertion_from_headers(headers), token_from_headers(headers) or {}
+                assertion = assertion_from_headers(headers)
             except RequestRefused as exc:
-                return self.refuse(str(exc)), lambda: self.refuse(str(exc))
-            return (verifier._origin.cached(target, assertion, **forwarded),
-                    lambda: verifier.decide_origin(target, assertion=assertion, **forwarded))
+                return self.refuse(str(exc))
+            return self.verifier._origin.cached(self.target, assertion, **(token_from_headers(headers) or {}))
         token = token_from_headers(headers)
-        if token is None:
-            verdict = self.refuse(NO_TOKEN_REASON)
-            return verdict, lambda: verdict
-        return verifier.cached(target, **token), lambda: verifier.decide(target, **token)
+        return self.refuse(NO_TOKEN_REASON) if token is None else self.verifier.cached(self.target, **token)
+
+    def decide(self, headers: Mapping[str, str]) -> Verdict:
+        """The full decision (it may fetch keys)."""
+        if self.behind_access:
+            return self.verifier.decide_origin_headers(self.target, headers)
+        token = token_from_headers(headers)
+        return self.refuse(NO_TOKEN_REASON) if token is None else self.verifier.decide(self.target, **token)
 
 
 class AccessMiddleware:
@@ -85,7 +87,7 @@ class AccessMiddleware:
         self.verifier = verifier
         self.target = self.guard.target
         self.exempt_paths = frozenset(exempt_paths)
-        self._wanted = tuple(n.encode() for n in self.guard.wanted)
+        self._wanted = {n.encode(): n for n in self.guard.wanted}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or scope.get("path") in self.exempt_paths:
@@ -106,23 +108,26 @@ class AccessMiddleware:
             await send({"type": "http.response.body", "body": body})
 
     async def _decide(self, scope: Scope) -> Verdict:
-        found: dict[bytes, list[bytes]] = {}
-        wanted = self._wanted
-        for name, value in scope.get("headers") or ():
-            name = name.lower()
-            if name in wanted:
-                found.setdefault(name, []).append(value)
         headers: dict[str, str] = {}
-        for raw, values in found.items():
-            name = raw.decode("latin-1")
-            refused = self.guard.duplicated(name, len(values))
+        counts: dict[str, int] = {}
+        wanted = self._wanted
+        for raw, value in scope.get("headers") or ():
+            name = wanted.get(raw.lower())
+            if name is not None:
+                if name in headers:
+                    counts[name] = counts.get(name, 1) + 1
+                    headers[name] += "; " + value.decode("latin-1")
+                else:
+                    headers[name] = value.decode("latin-1")
+        for name, count in counts.items():
+            refused = self.guard.duplicated(name, count)
             if refused is not None:
                 return refused
-            headers[name] = "; ".join(v.decode("latin-1") for v in values)
-        verdict, decide = self.guard.cached_or_decide(headers)
+        guard = self.guard
+        verdict = guard.cached(headers)
         if verdict is None:
             # A cold decision may fetch keys over the network: keep it off the event loop.
             import anyio.to_thread
 
-            verdict = await anyio.to_thread.run_sync(decide)
+            verdict = await anyio.to_thread.run_sync(guard.decide, headers)
         return verdict

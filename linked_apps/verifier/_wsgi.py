@@ -48,5 +48,5 @@ class WSGIAccessMiddleware:
 
     def decide(self, environ: dict[str, Any]) -> Verdict:
         headers = {name: environ[key] for key, name in self._environ_keys if key in environ}
-        verdict, decide = self.guard.cached_or_decide(headers)
-        return verdict if verdict is not None else decide()
+        verdict = self.guard.cached(headers)
+        return verdict if verdict is not None else self.guard.decide(headers)
