@@ -252,10 +252,10 @@ def test_asgi_refuses_two_assertion_headers(verifier: Verifier) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         assert scope["type"] != "http", "a refused request reached the app"
 
-    with TestClient(AccessMiddleware(app, verifier=verifier, target=PAYROLL)) as client:
-        response = client.get("/", headers=[("Cf-Access-Jwt-Assertion", assertion()),
-                                            ("Cf-Access-Jwt-Assertion", assertion(email="x@y.z"))])
-        assert response.status_code == 403 and "2 cf-access-jwt-assertion headers" in response.json()["reason"]
+    client = TestClient(AccessMiddleware(app, verifier=verifier, target=PAYROLL))  # no lifespan: not entered
+    response = client.get("/", headers=[("Cf-Access-Jwt-Assertion", assertion()),
+                                        ("Cf-Access-Jwt-Assertion", assertion(email="x@y.z"))])
+    assert response.status_code == 403 and "2 cf-access-jwt-assertion headers" in response.json()["reason"]
 
 
 def test_wsgi_exempt_paths_and_the_environ(verifier: Verifier) -> None:
