@@ -122,6 +122,8 @@ class Verifier:
         self._targets: dict[str, App] = {}
         self._grants: dict[tuple[str, tuple[str, ...], str], Grant] = {}
         self._verified_headers: dict[str, str] = {}
+        self._sources: dict[tuple[str, ...], tuple[str, ...]] = {}
+        """Audiences of verified tokens -> the names of the apps they were issued for."""
         from ._origin import OriginCheck
 
         self._origin = OriginCheck(self, cache_size, token_from_headers)
@@ -249,16 +251,19 @@ class Verifier:
         exp = _claims.check(claims, issuer=issuer, now=self._clock(), leeway=self.leeway, token_type=token_type)
         audiences = _claims.audiences(claims)
         if flow == CF_ACCESS_TOKEN:
-            apps = sources_by_aud(self.graph, audiences)
-            if not apps:
-                raise TokenRejected("the token's `aud` names no app in the state (unknown AUD tag): it was "
-                                    "not issued for an application this state knows")
+            sources = self._sources.get(audiences)  # an app's tokens all carry the same `aud`
+            if sources is None:
+                sources = tuple(a.name for a in sources_by_aud(self.graph, audiences))
+                if not sources:
+                    raise TokenRejected("the token's `aud` names no app in the state (unknown AUD tag): it was "
+                                        "not issued for an application this state knows")
+                if len(self._sources) < _MAX_VERIFIED_HEADERS:
+                    self._sources[audiences] = sources
         else:
             if app.client_id not in audiences:
                 raise TokenRejected(f"the token's `aud` is not {app.name}'s client_id")
-            apps = [app]
-        return Entry(min(exp + self.leeway, keyset.good_until), keyset, parsed.kid, claims,
-                     tuple(a.name for a in apps))
+            sources = (app.name,)
+        return Entry(min(exp + self.leeway, keyset.good_until), keyset, parsed.kid, claims, sources)
 
     def _remember_header(self, parsed: _jws.Parsed) -> None:
         """After its signature verified: the header needs no second decoding."""
@@ -274,16 +279,18 @@ class Verifier:
         return Entry(self._clock() + USERINFO_TTL, None, "", claims, (app.name,), online=True)
 
     def _verdict(self, target: App, entry: Entry, flow: str) -> Verdict:
-        sources = [self.graph.apps[name] for name in entry.sources]
-        identity = identity_of(entry.claims)
-        exp = entry.claims.get("exp")
+        key = (target.name, entry.sources, flow)
+        result = self._grants.get(key)  # the decision depends on these alone: tokens only add who and until when
+        if result is None:
+            result = self._grants[key] = self._grant(target, entry.sources, flow)
+        reason = f"{result.reason} [{LABEL}]" if entry.online else result.reason
+        return Verdict(result.allowed, reason, target.name, result.source, identity_of(entry.claims), result.policy,
+                       flow, entry.claims.get("exp"))
+
+    def _grant(self, target: App, source_names: tuple[str, ...], flow: str) -> Grant:
+        sources = [self.graph.apps[name] for name in source_names]
         for source in sources:
             problem = sender_problem(source, flow)
             if problem:
-                return Verdict(False, problem, target.name, source.name, identity, None, flow, exp)
-        key = (target.name, entry.sources, flow)
-        result = self._grants.get(key)
-        if result is None:
-            result = self._grants[key] = grant(self.graph, target, sources)
-        reason = f"{result.reason} [{LABEL}]" if entry.online else result.reason
-        return Verdict(result.allowed, reason, target.name, result.source, identity, result.policy, flow, exp)
+                return Grant(False, problem, source.name)
+        return grant(self.graph, target, sources)
