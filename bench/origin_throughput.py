@@ -10,7 +10,8 @@ Measures, for RSA-2048 Access assertions for payroll-api against the dev stack's
   bare_rps, guarded_rps  requests/s of a trivial endpoint under uvicorn, without and with AccessMiddleware
                        (repeated assertions); the server runs pinned to the same one core, the load generator
                        (asyncio, keep-alive connections) on another core when there is one.
-Every decision and response is checked to be an allow. Targets: new >= 0.5x raw, repeated >= 40x raw,
+Every decision and response is checked to be an allow; decision rates are per CPU second (see _jwks.rates),
+requests per wall second. Targets: new >= 0.5x raw, repeated >= 40x raw,
 guarded >= 0.8x bare. The last line of output is one JSON object.
 """
 
