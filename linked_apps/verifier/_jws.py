@@ -90,7 +90,12 @@ def _decode_checked(segment: str, what: str) -> bytes:
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        value = _JSON.decode(raw.decode("utf-8"))  # JOSE JSON is UTF-8; no other encoding is guessed
+        text = raw.decode("utf-8")  # JOSE JSON is UTF-8; no other encoding is guessed
+        # raw_decode skips decode()'s two whitespace scans: leading whitespace is refused (no issuer writes it),
+        # trailing JSON whitespace is allowed, anything else after the object is not
+        value, end = _JSON.raw_decode(text)
+        if end != len(text) and text[end:].strip(" \t\n\r"):
+            raise ValueError("extra data")
     except (ValueError, RecursionError):
         raise TokenRejected(f"malformed token: the {what} is not JSON") from None
     if type(value) is not dict:

@@ -114,16 +114,19 @@ class OriginCheck:
     def decide(self, to: str, assertion: str | None, cf_access_token: str | None = None,
                bearer: str | None = None) -> OriginVerdict:
         try:
-            if cf_access_token is None and bearer is None:
-                try:
-                    entry = self._cache.entries.get(assertion)  # type: ignore[arg-type]
-                except TypeError:  # unhashable: not a token at all
+            try:
+                entry = self._cache.entries.get(assertion)  # type: ignore[arg-type]
+            except TypeError:  # unhashable: not a token at all
+                entry = None
+            if entry is not None:
+                if entry.until <= self._clock():
+                    self._cache.entries.pop(assertion, None)  # type: ignore[arg-type]
                     entry = None
-                if entry is not None and entry.until > self._clock():
+                elif cf_access_token is None and bearer is None:
                     verdict = entry.verdicts.get(to)
                     if verdict is not None:
                         return verdict  # type: ignore[return-value]
-            return self._decide(to, assertion, cf_access_token, bearer)
+            return self._decide(to, assertion, cf_access_token, bearer, entry)
         except Exception as exc:  # noqa: BLE001 - fail closed, never let a request through on a bug
             return OriginVerdict(False, f"internal error while verifying ({type(exc).__name__}); failing closed")
 
@@ -150,8 +153,9 @@ class OriginCheck:
         forwarded = self._verifier.cached(to, cf_access_token=cf_access_token, bearer=bearer)
         return None if forwarded is None else self._linked(person, forwarded)  # type: ignore[arg-type]
 
-    def _decide(self, to: str, assertion: str | None, cf_access_token: str | None,
-                bearer: str | None) -> OriginVerdict:
+    def _decide(self, to: str, assertion: str | None, cf_access_token: str | None, bearer: str | None,
+                entry: Entry | None = None) -> OriginVerdict:
+        """`entry`: the assertion's unexpired cache entry, if decide() found one."""
         try:
             target = self._verifier.target(to)
         except UnknownAppError as exc:
@@ -162,10 +166,6 @@ class OriginCheck:
         if assertion is None:
             return OriginVerdict(False, NO_ASSERTION_REASON, target.name)
         cache = self._cache
-        entry = cache.entries.get(assertion) if type(assertion) is str else None
-        if entry is not None and entry.until <= self._clock():
-            cache.entries.pop(assertion, None)  # type: ignore[arg-type]
-            entry = None
         if entry is None:
             try:
                 entry = self._verify(assertion)
@@ -174,7 +174,7 @@ class OriginCheck:
             cache.put(assertion, entry)
         person = entry.verdicts.get(to)
         if person is None:
-            person = self._person(target, entry.claims)
+            person = self._person(target, entry.claims, entry.sources)
             cache.remember(entry, to, person)
         if (cf_access_token is None and bearer is None) or not person.allowed:
             return person  # type: ignore[return-value]
@@ -190,18 +190,16 @@ class OriginCheck:
         verifier._remember_header(parsed)
         exp = _claims.check(parsed.claims, issuer=verifier.issuer, now=self._clock(), leeway=verifier.leeway,
                             token_type=_claims.APP_TOKEN_TYPE)
-        return Entry(min(exp + verifier.leeway, certs.good_until), certs, parsed.kid, parsed.claims, ())
+        # `sources` holds what an assertion was issued for: its audiences (AUD tags), checked per target
+        return Entry(min(exp + verifier.leeway, certs.good_until), certs, parsed.kid, parsed.claims,
+                     _claims.audiences(parsed.claims))
 
-    def _person(self, target: App, claims: dict[str, Any]) -> OriginVerdict:
+    def _person(self, target: App, claims: dict[str, Any], audiences: tuple[str, ...]) -> OriginVerdict:
         """Whom a verified assertion admits to `target`: its `aud` must hold the target's AUD tag."""
         name = target.name
         if not target.aud:
             return OriginVerdict(False, f"{name} has no AUD tag in the state, so no Access assertion can be "
                                         "checked against it", name)
-        try:
-            audiences = _claims.audiences(claims)
-        except TokenRejected as exc:
-            return OriginVerdict(False, f"Access assertion: {exc}", name)
         exp = claims.get("exp")
         if target.aud not in audiences:
             issued_for = [a.name for aud in audiences if (a := self._verifier.graph.by_aud(aud)) is not None]
