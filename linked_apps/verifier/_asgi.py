@@ -77,16 +77,25 @@ class Guard:
         return self.refuse(NO_TOKEN_REASON) if token is None else self.verifier.decide(self.target, **token)
 
 
-class AccessMiddleware:
-    """Guard `app` as the Access application `target` (its Cloudflare name, uid or domain)."""
+class GuardedApp:
+    """What both middlewares hold: the wrapped app, its guard, and the paths that need no decision."""
 
-    def __init__(self, app: ASGIApp, *, verifier: Verifier, target: str, exempt_paths: Iterable[str] = (),
+    def __init__(self, app: Any, *, verifier: Verifier, target: str, exempt_paths: Iterable[str] = (),
                  behind_access: bool = True) -> None:
         self.app = app
         self.guard = Guard(verifier, target, behind_access)
         self.verifier = verifier
         self.target = self.guard.target
         self.exempt_paths = frozenset(exempt_paths)
+
+
+class AccessMiddleware(GuardedApp):
+    """Guard the ASGI `app` as the Access application `target` (its Cloudflare name, uid or domain)."""
+
+    def __init__(self, app: ASGIApp, *, verifier: Verifier, target: str, exempt_paths: Iterable[str] = (),
+                 behind_access: bool = True) -> None:
+        super().__init__(app, verifier=verifier, target=target, exempt_paths=exempt_paths,
+                         behind_access=behind_access)
         self._wanted = {n.encode(): n for n in self.guard.wanted}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

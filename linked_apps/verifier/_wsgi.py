@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._asgi import Guard, deny_body, request_state
+from ._asgi import GuardedApp, deny_body, request_state
 from ._verdict import Verdict
 from ._verifier import Verifier
 
@@ -22,16 +22,13 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 ENVIRON_PREFIX = "linked_apps."
 
 
-class WSGIAccessMiddleware:
+class WSGIAccessMiddleware(GuardedApp):
     """Guard the WSGI `app` as the Access application `target` (its Cloudflare name, uid or domain)."""
 
     def __init__(self, app: WSGIApp, *, verifier: Verifier, target: str, exempt_paths: Iterable[str] = (),
                  behind_access: bool = True) -> None:
-        self.app = app
-        self.guard = Guard(verifier, target, behind_access)
-        self.verifier = verifier
-        self.target = self.guard.target
-        self.exempt_paths = frozenset(exempt_paths)
+        super().__init__(app, verifier=verifier, target=target, exempt_paths=exempt_paths,
+                         behind_access=behind_access)
         self._environ_keys = tuple((f"HTTP_{n.upper().replace('-', '_')}", n) for n in self.guard.wanted)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
