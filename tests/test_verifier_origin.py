@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from linked_apps.state import graph_from_export, graph_from_outputs
 from linked_apps.verifier import OriginVerdict, Verifier
@@ -279,3 +281,17 @@ def test_wsgi_exempt_paths_and_the_environ(verifier: Verifier) -> None:
     environ = seen[-1]
     assert (environ["linked_apps.via"], environ["linked_apps.source_app"]) == ("linked-app", "hr-portal")
     assert environ["linked_apps.verdict"].allowed and environ["linked_apps.identity"]["email"] == "ann@acme.com"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.none(), st.text(max_size=300),
+                 st.builds(lambda a, b, c: f"{a}.{b}.{c}", *(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                                  "0123456789-_", min_size=1, max_size=40),) * 3)),
+       st.dictionaries(st.sampled_from(["cookie", "cf-access-jwt-assertion", "cf-access-token", "authorization"]),
+                       st.text(max_size=120)))
+def test_arbitrary_requests_are_denied_never_raised(verifier: Verifier, token: str | None,
+                                                    headers: dict[str, str]) -> None:
+    for verdict in (verifier.decide_origin(PAYROLL, assertion=token),
+                    verifier.decide_origin(PAYROLL, assertion=assertion(), cf_access_token=token or "x"),
+                    verifier.decide_origin_headers(PAYROLL, headers)):
+        assert isinstance(verdict, OriginVerdict) and not verdict.allowed and verdict.reason
