@@ -6,7 +6,8 @@ Measures, for RSA-2048 Access tokens against the dev stack's deployed trust:
   raw_rsa_per_s  bare RSA-2048 PKCS#1 v1.5 SHA-256 verifications with `cryptography` (the floor of the work)
   cold_per_s     decisions on tokens the verifier has not seen (parse + verify + claims + decide + cache)
   warm_per_s     decisions on repeated tokens (served by the verified-token cache)
-Every decision is checked to be an allow. Targets: cold >= 0.35x raw, warm >= 20x raw.
+Every decision is checked to be an allow. Rates are per CPU second of this process (see _jwks.rates).
+Targets: cold >= 0.5x raw, warm >= 20x raw.
 The last line of output is one JSON object.
 """
 
@@ -14,45 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from base64 import urlsafe_b64decode
 
-from _jwks import KID, ROOT, dev_outputs, serve_json, signing_key
+from _jwks import KID, ROOT, dev_outputs, one_core, rates, raw_rsa, serve_json, signing_key
 
 sys.path.insert(0, str(ROOT))
 
 import jwt  # noqa: E402  - PyJWT mints the tokens: an implementation independent of the one measured
-from cryptography.hazmat.primitives import hashes  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 from linked_apps.state import graph_from_outputs  # noqa: E402
 from linked_apps.verifier import Verifier  # noqa: E402
 
 TARGET, SOURCE = "payroll-api", "hr-portal"
-
-
-def one_core() -> str:
-    try:
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
-    except (AttributeError, OSError):
-        return "not pinned (no sched_setaffinity)"
-
-
-def rates(fns: list, seconds: float, rounds: int = 8) -> list[float]:
-    """Operations per second of each fn (which returns how many it did), measured in interleaved rounds so that
-    a change in the machine's load touches every figure alike; `seconds` of measuring per figure."""
-    done, spent = [0] * len(fns), [0.0] * len(fns)
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            started = time.perf_counter()
-            while (elapsed := time.perf_counter() - started) < seconds / rounds:
-                done[i] += fn()
-            spent[i] += elapsed
-    return [d / s for d, s in zip(done, spent)]
 
 
 def main() -> int:
@@ -74,16 +49,7 @@ def main() -> int:
                          key, algorithm="RS256", headers={"kid": KID}) for i in range(args.tokens)]
     print(f"{len(tokens)} tokens of {len(tokens[0])} characters", file=sys.stderr)
 
-    # raw: the signature check alone, on a real token's signing input
-    head, payload, sig = tokens[0].split(".")
-    message, signature = f"{head}.{payload}".encode(), urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
-    public, pkcs1, sha256 = key.public_key(), padding.PKCS1v15(), hashes.SHA256()
-
-    def raw() -> int:
-        verify = public.verify
-        for _ in range(200):
-            verify(signature, message, pkcs1, sha256)
-        return 200
+    raw = raw_rsa(tokens[0], key.public_key())
 
     verifier = Verifier(graph, access_url=url, cache_size=len(tokens) + 1)
     assert verifier.decide(TARGET, cf_access_token=tokens[0]).allowed  # fetches the keys once
@@ -111,7 +77,7 @@ def main() -> int:
     raw_rate, cold_rate, warm_rate = rates([raw, cold, warm], args.seconds)
     httpd.shutdown()
     print(f"raw RSA-2048 verify   {raw_rate:12,.0f} /s", file=sys.stderr)
-    print(f"cold decisions        {cold_rate:12,.0f} /s  {cold_rate / raw_rate:6.2f}x raw (target >= 0.35x)",
+    print(f"cold decisions        {cold_rate:12,.0f} /s  {cold_rate / raw_rate:6.2f}x raw (target >= 0.5x)",
           file=sys.stderr)
     print(f"warm decisions        {warm_rate:12,.0f} /s  {warm_rate / raw_rate:6.2f}x raw (target >= 20x)",
           file=sys.stderr)

@@ -283,3 +283,40 @@ def raw_token(header: dict[str, Any], claims: Any, signature: bytes = b"") -> st
 def signing_key(kid: str) -> SigningKey:
     """One RSA key per kid per test process (generation is the slow part)."""
     return SigningKey(kid)
+
+
+# -- App B's origin: service tokens in deployed state ----------------------------------------------------
+SERVICE_TOKEN = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"
+CI_CLIENT_ID = "4e1a2b3c5d6e7f8091a2b3c4d5e6f708.access"
+"""A service token's client id as Cloudflare issues it (32 hex characters and `.access`); an origin's assertion
+carries it as `common_name`."""
+
+
+def service_token_resource(name: str = "ci-deploy", client_id: str = CI_CLIENT_ID) -> dict[str, Any]:
+    """A ZeroTrustAccessServiceToken as `pulumi stack export` writes it. Shape: pulumi-cloudflare 6's
+    zero_trust_access_service_token.py (inputs accountId, name, duration; outputs add id, clientId, clientSecret,
+    clientSecretVersion, expiresAt; `additional_secret_outputs=["clientSecret"]`, so only the secret is ciphertext)."""
+    inputs = {"accountId": "0" * 32, "name": name, "duration": "8760h"}
+    outputs = {**inputs, "id": "3a0e5c1f-9b7d-4e2a-8c6f-1d2b3a4c5e6f", "clientId": client_id,
+               "clientSecret": ciphertext("client-secret"), "clientSecretVersion": 1,
+               "expiresAt": "2027-11-30T00:00:00Z"}
+    return {"urn": f"urn:pulumi:dev::linked-apps::{SERVICE_TOKEN}::{name}", "custom": True,
+            "id": outputs["id"], "type": SERVICE_TOKEN, "inputs": inputs, "outputs": outputs,
+            "parent": "urn:pulumi:dev::linked-apps::pulumi:pulumi:Stack::linked-apps-dev",
+            "provider": "urn:pulumi:dev::linked-apps::pulumi:providers:cloudflare::default_6_5_0::0c1e8a7e-1111-4c1e-8a7e-000000000000",
+            "additionalSecretOutputs": ["clientSecret"]}
+
+
+def with_service_token(doc: dict[str, Any], name: str = "ci-deploy", client_id: str = CI_CLIENT_ID) -> dict[str, Any]:
+    """A stack export with one more resource: a deployed service token."""
+    doc = copy.deepcopy(doc)
+    doc["deployment"]["resources"].append(service_token_resource(name, client_id))
+    return doc
+
+
+def service_claims(aud: str, client_id: str = CI_CLIENT_ID, **extra: Any) -> dict[str, Any]:
+    """Claims of the assertion Access sends an origin for a service token (CLOUDFLARE.md: `common_name` = the
+    client id, `sub` empty, no `email`)."""
+    claims = app_claims(aud, sub="", common_name=client_id, **extra)
+    del claims["email"]
+    return claims

@@ -1,4 +1,7 @@
-"""AccessMiddleware in a real Starlette app: verified identity and source app on request.state, 403 JSON on deny."""
+"""AccessMiddleware in a real Starlette app: verified identity and source app on request.state, 403 JSON on deny.
+
+These tests run the forwarded-token decision (`behind_access=False`, an app Access does not front); the origin
+decision behind Access is tested over real servers in test_verifier_servers.py."""
 
 from __future__ import annotations
 
@@ -57,7 +60,8 @@ async def echo(ws: WebSocket) -> None:
 
 def payroll_app(verifier: Verifier) -> Starlette:
     app = Starlette(routes=[Route("/whoami", whoami), Route("/health", health), WebSocketRoute("/ws", echo)])
-    app.add_middleware(AccessMiddleware, verifier=verifier, target="payroll.acme.com", exempt_paths=["/health"])
+    app.add_middleware(AccessMiddleware, verifier=verifier, target="payroll.acme.com", exempt_paths=["/health"],
+                       behind_access=False)
     return app
 
 

@@ -328,7 +328,8 @@ def test_unknown_kids_against_a_slow_key_server_do_not_starve_valid_requests() -
     try:
         verifier = handmade_verifier(server.url, key_cooldown=0)
         assert verifier.certs.refresh()  # the first, good fetch
-        app = AccessMiddleware(inner, verifier=verifier, target="api")
+        # The forwarded-token path: the one that waits for keys a request's own token names.
+        app = AccessMiddleware(inner, verifier=verifier, target="api", behind_access=False)
 
         async def request(token: str) -> int:
             status: list[int] = []

@@ -35,6 +35,6 @@ def test_middleware_example(monkeypatch: pytest.MonkeyPatch) -> None:
     with TestClient(namespace["app"]) as client:  # type: ignore[arg-type]
         response = client.get("/payslips")
         assert response.status_code == 403
-        assert response.json()["reason"].startswith("no linked-app token")
-        response = client.get("/payslips", headers={"Cf-Access-Token": "not-a-jwt"})
-        assert response.status_code == 403 and response.json()["reason"].startswith("malformed token")
+        assert response.json()["reason"].startswith("no Access assertion")
+        response = client.get("/payslips", headers={"Cf-Access-Jwt-Assertion": "not-a-jwt"})
+        assert response.status_code == 403 and response.json()["reason"].startswith("Access assertion: malformed")

@@ -83,3 +83,16 @@ def test_an_app_whose_outputs_give_no_type_never_grants() -> None:
                                 "links": [{"from": "caller", "to": "api", "policy_id": "pol-1"}]})
     verdict = grant(graph, graph.apps["api"], [graph.apps["caller"]])
     assert not verdict.allowed and "apps.api.type is missing" in verdict.reason
+
+
+def test_deployed_service_tokens_are_read_by_client_id() -> None:
+    from tests._verifier_support import CI_CLIENT_ID, service_token_resource, with_service_token
+
+    assert graph_from_export(with_service_token(dev_export())).service_tokens == {CI_CLIENT_ID: "ci-deploy"}
+    # a client id the export keeps secret names no token (never a guess); other resources are unaffected
+    doc = dev_export()
+    hidden = service_token_resource("hidden")
+    hidden["outputs"]["clientId"] = ciphertext("clientId")
+    doc["deployment"]["resources"].append(hidden)
+    graph = graph_from_export(doc)
+    assert graph.service_tokens == {} and graph.edges() == graph_from_export(dev_export()).edges()

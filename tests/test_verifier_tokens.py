@@ -322,6 +322,25 @@ def test_only_canonical_unpadded_base64url(segment: str, reason: str | None) -> 
             b64url_decode(segment, "payload")
 
 
+@pytest.mark.parametrize(("raw", "ok"), [
+    (b'{"a":1}', True),
+    (b'{"a":1} \n', True),             # trailing JSON whitespace
+    (b' {"a":1}', False),               # leading whitespace: no issuer writes it
+    (b'{"a":1}{"b":2}', False),         # a second document
+    (b'{"a":1} x', False),
+    (b'{"a":1}\x0b', False),            # not JSON whitespace
+])
+def test_payload_json_is_one_object_and_nothing_else(raw: bytes, ok: bool) -> None:
+    from linked_apps.errors import TokenRejected
+    from linked_apps.verifier._jws import _json_object
+
+    if ok:
+        assert _json_object(raw, "payload") == {"a": 1}
+    else:
+        with pytest.raises(TokenRejected, match="payload is not JSON"):
+            _json_object(raw, "payload")
+
+
 def jwt_encode(alg: str) -> str:
     import jwt
 

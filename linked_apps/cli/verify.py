@@ -1,4 +1,5 @@
-"""`linked-apps verify`: would Access let this token through to this app, as whom, and why?
+"""`linked-apps verify`: would Access let this token through to this app, as whom, and why? With `--assertion`:
+is this request genuine as App B's origin received it, who is it, and which app sent it?
 
 Reads deployed state (never the program) and imports neither pulumi nor pulumi_cloudflare, except for
 `--stack`, which asks the Pulumi CLI for the live state.
@@ -35,6 +36,9 @@ def _token(value: str | None, what: str) -> str | None:
               help="Pulumi project of --stack (default: the current directory if it holds Pulumi.yaml).")
 @click.option("--to", "to", metavar="APP", default=None,
               help="The receiving app: Cloudflare name, uid or domain (or give it as the APP argument).")
+@click.option("--assertion", metavar="TOKEN", default=None,
+              help="App B's origin check: the Cf-Access-Jwt-Assertion (or CF_Authorization cookie) the origin "
+                   "received; with --cf-access-token/--bearer too, a linked call that must be proven.")
 @click.option("--cf-access-token", metavar="TOKEN", default=None,
               help="Token forwarded by a self-hosted app (`-` reads standard input).")
 @click.option("--bearer", metavar="TOKEN", default=None,
@@ -47,17 +51,19 @@ def _token(value: str | None, what: str) -> str | None:
 @click.option("--online-userinfo", is_flag=True,
               help="An opaque --bearer token: ask the userinfo endpoint of the SaaS apps APP trusts (online; "
                    "Cloudflare does not document SaaS access tokens, and the verdict says so).")
-@format_option(["text", "json"], "text for people; json prints {allowed, from, to, reason, identity, policy}.")
+@format_option(["text", "json"], "text for people; json prints {allowed, from, to, reason, identity, policy} "
+                                 "(and via, with --assertion).")
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
 def verify_command(app: str | None, state_file: str | None, api_url: str | None, stack: str | None,
-                   project_dir: Path | None,
-                   to: str | None, cf_access_token: str | None, bearer: str | None, team_domain: str | None,
-                   access_url: str | None, online_userinfo: bool, fmt: str, as_json: bool) -> None:
-    """Decide whether a linked-app token reaches APP (--to), from deployed state, the way Access would.
+                   project_dir: Path | None, to: str | None, assertion: str | None, cf_access_token: str | None,
+                   bearer: str | None, team_domain: str | None, access_url: str | None, online_userinfo: bool,
+                   fmt: str, as_json: bool) -> None:
+    """Decide whether a linked-app token reaches APP (--to), from deployed state, the way Access would; with
+    --assertion, whether App B's origin should accept the request as Access delivered it.
 
     \b
     Exit codes: 0 allowed, 1 denied (malformed tokens included), 2 the input cannot be used
-    (unknown app, unreadable state, usage).
+    (unknown app, unreadable state, usage, an app without an AUD tag for --assertion).
     """
     to = one_app(app, to, "APP", "--to")
     from ..errors import LinkedAppsError
@@ -65,10 +71,16 @@ def verify_command(app: str | None, state_file: str | None, api_url: str | None,
 
     if (state_file is None) == (stack is None):
         fail("--state/--stack: give exactly one of --state FILE or --stack NAME")
-    if (cf_access_token is None) == (bearer is None):
-        fail("--cf-access-token/--bearer: give exactly one of --cf-access-token TOKEN or --bearer TOKEN")
-    if state_file == "-" and "-" in (cf_access_token, bearer):
+    if assertion is None and (cf_access_token is None) == (bearer is None):
+        fail("--cf-access-token/--bearer: give exactly one of --cf-access-token TOKEN or --bearer TOKEN "
+             "(or --assertion TOKEN)")
+    if cf_access_token is not None and bearer is not None:
+        fail("--cf-access-token/--bearer: give at most one of --cf-access-token TOKEN or --bearer TOKEN")
+    tokens = (assertion, cf_access_token, bearer)
+    if state_file == "-" and "-" in tokens:
         fail("-: standard input can carry the state or the token, not both; put one in a file")
+    if tokens.count("-") > 1:
+        fail("-: standard input can carry one token; give the others as values")
     try:
         if stack is not None:
             from ..state import read_stack
@@ -80,14 +92,27 @@ def verify_command(app: str | None, state_file: str | None, api_url: str | None,
         from ..verifier import Verifier
 
         verifier = Verifier(graph, team_domain=team_domain, access_url=access_url, online_userinfo=online_userinfo)
-        verifier.target(to)
+        if assertion is not None:
+            from ..verifier._origin import origin_target
+
+            origin_target(verifier, to)
+        else:
+            verifier.target(to)
     except LinkedAppsError as exc:
         fail(str(exc))
     token_cf = _token(cf_access_token, "--cf-access-token")
     token_bearer = _token(bearer, "--bearer")
-    verdict = verifier.decide(to, cf_access_token=token_cf, bearer=token_bearer)
+    if assertion is not None:
+        verdict = verifier.decide_origin(to, assertion=_token(assertion, "--assertion"), cf_access_token=token_cf,
+                                         bearer=token_bearer)
+    else:
+        verdict = verifier.decide(to, cf_access_token=token_cf, bearer=token_bearer)
     if as_json or fmt == "json":
         click.echo(json.dumps(verdict.as_dict()))
+    elif verdict.allowed and assertion is not None:
+        who = ", ".join(f"{k}={v}" for k, v in verdict.identity.items()) or "no identity claims"
+        source = f" from {verdict.source}" if verdict.source else ""
+        echo(f"allowed: {verdict.via}{source} -> {verdict.target} as {who}\n  {verdict.reason}")
     elif verdict.allowed:
         who = ", ".join(f"{k}={v}" for k, v in verdict.identity.items()) or "no identity claims"
         echo(f"allowed: {verdict.source} -> {verdict.target} as {who}\n  {verdict.reason}")

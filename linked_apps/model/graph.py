@@ -95,6 +95,7 @@ class TrustGraph:
         unknown_uids: Iterable[tuple[str, str]] = (),
         shared_names: Mapping[str, Iterable[str]] | None = None,
         attachments_recorded: bool = True,
+        service_tokens: Mapping[str, str] | None = None,
     ) -> None:
         self.apps: dict[str, App] = {a.name: a for a in apps}
         self.links: tuple[Link, ...] = tuple(links)
@@ -109,6 +110,8 @@ class TrustGraph:
         """`(target app, uid)` for linked_app_token rules naming no app in the graph."""
         self.shared_names: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in (shared_names or {}).items()}
         """A Cloudflare name several apps share -> the names they are known by here (`name [uid]`)."""
+        self.service_tokens: dict[str, str] = dict(service_tokens or {})
+        """Deployed Access service tokens: client id (an assertion's `common_name`) -> the token's name."""
         # Every index keeps all apps under a key: a duplicate is an ambiguity to report, never a silent pick.
         self._by_uid = _index((a.uid, a) for a in self.apps.values() if a.uid)
         self._by_aud = _index((a.aud, a) for a in self.apps.values() if a.aud)

@@ -23,6 +23,7 @@ from ..model.rules import KNOWN_SELECTORS, LINKED_APP_TOKEN, NON_IDENTITY, POLIC
 
 APP_TYPE = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 POLICY_TYPE = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
+SERVICE_TOKEN_TYPE = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"
 STACK_TYPE = "pulumi:pulumi:Stack"
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"
 UNKNOWN_TYPE = "unknown"
@@ -227,12 +228,18 @@ def graph_from_resources(
     """
     policies: dict[str, Policy] = {}
     app_rows: list[tuple[str, str | None, Mapping[str, Any], str]] = []
+    service_tokens: dict[str, str] = {}
     for res in resources:
         typ, props = res.get("type"), res.get("props")
         props = props if isinstance(props, Mapping) else {}
         at = str(res.get("path") or res.get("name") or typ)
         rid = _str(res, "id") or _str(props, "id")
-        if typ == POLICY_TYPE and rid:
+        if typ == SERVICE_TOKEN_TYPE:
+            # Output `clientId` is what an origin's assertion carries as `common_name` (only clientSecret is secret).
+            client_id = _str(props, "clientId", "client_id")
+            if client_id:
+                service_tokens[client_id] = _str(props, "name") or _str(res, "name") or rid or client_id
+        elif typ == POLICY_TYPE and rid:
             policy = _policy(rid, props, at, inline=False)
             if rid in policies:  # two resources claim one id: neither can be trusted to be the deployed one
                 twice = f"two policies in the state have id {rid!r}"
@@ -282,7 +289,8 @@ def graph_from_resources(
             apps[extra.name] = extra
     links, unknown = links_from_policies(apps.values(), policies, attachments)
     return TrustGraph(apps.values(), links, policies=policies, attachments=attachments,
-                      team_domain=team_domain, unknown_uids=unknown, shared_names=shared)
+                      team_domain=team_domain, unknown_uids=unknown, shared_names=shared,
+                      service_tokens=service_tokens)
 
 
 def _apps_output(apps: Any, at: str, *, managed_default: bool) -> list[App]:
@@ -347,7 +355,7 @@ def graph_from_export(doc: Mapping[str, Any]) -> TrustGraph:
         typ = res.get("type")
         if not isinstance(typ, str) or not typ:
             raise StateError(f"{at}.type is {_kind(typ) if 'type' in res else 'missing'}; every resource has a type")
-        if typ not in (STACK_TYPE, APP_TYPE, POLICY_TYPE) or res.get("delete") is True:
+        if typ not in (STACK_TYPE, APP_TYPE, POLICY_TYPE, SERVICE_TOKEN_TYPE) or res.get("delete") is True:
             continue
         props, where = _props_of(res, at)
         if typ == STACK_TYPE:

@@ -42,3 +42,23 @@ class Verdict:
         """The CLI's `--json` shape: allowed, from, to, reason, identity (plus policy)."""
         return {"allowed": self.allowed, "from": self.source, "to": self.target, "reason": self.reason,
                 "identity": dict(self.identity), "policy": self.policy}
+
+
+VIA = ("user", "service-token", "linked-app")
+"""How a request reached App B's origin, as `OriginVerdict.via` says it."""
+
+
+@dataclass(frozen=True, slots=True)
+class OriginVerdict(Verdict):
+    """App B's origin decision: the Access assertion for B, and how the request came (see `via`).
+
+    `source` is the sending app's Cloudflare name only for `via == "linked-app"`; `policy` is the policy of B
+    that admits that app; `flow` is the forwarded token's flow (`cf-access-token` / `bearer`) or None.
+    """
+
+    via: str | None = None
+    """`user`, `service-token` or `linked-app`; on a deny, what the request claimed to be (None: unknown)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The CLI's `verify --assertion` shape: allowed, from, to, reason, identity, policy, via."""
+        return {**Verdict.as_dict(self), "via": self.via}

@@ -12,7 +12,7 @@ from ..model.rules import check_team_domain, is_loopback_http
 from . import _claims, _jws
 from ._cache import DEFAULT_SIZE, Entry, TokenCache
 from ._decide import BEARER, CF_ACCESS_TOKEN, Grant, grant, saas_source, sender_problem, sources_by_aud
-from ._headers import token_from_header_items
+from ._headers import token_from_header_items, token_from_headers
 from ._keys import (DEFAULT_COOLDOWN, DEFAULT_MAX_STALE, DEFAULT_TIMEOUT, DEFAULT_TTL, KeySet, check_options,
                     number_problem)
 from ._userinfo import LABEL
@@ -20,6 +20,8 @@ from ._verdict import Verdict, identity_of
 
 if TYPE_CHECKING:
     import httpx
+
+    from ._verdict import OriginVerdict
 
 OPAQUE_REASON = ("opaque bearer token: it is not a JWT, so it cannot be verified offline (Cloudflare does not "
                  "document SaaS access tokens; an online check at the issuer's /userinfo is opt-in: "
@@ -103,6 +105,11 @@ class Verifier:
         self._targets: dict[str, App] = {}
         self._grants: dict[tuple[str, tuple[str, ...], str], Grant] = {}
         self._verified_headers: dict[str, str] = {}
+        self._sources: dict[tuple[str, ...], tuple[str, ...]] = {}
+        """Audiences of verified tokens -> the names of the apps they were issued for."""
+        from ._origin import OriginCheck
+
+        self._origin = OriginCheck(self, cache_size, token_from_headers)
 
     # -- public -------------------------------------------------------------------------------------------
     def target(self, ref: str) -> App:
@@ -155,9 +162,24 @@ class Verifier:
             return entry.verdicts.get(to)
         return None
 
+    def decide_origin(self, to: str, *, assertion: str | None, cf_access_token: str | None = None,
+                      bearer: str | None = None) -> OriginVerdict:
+        """App B's origin check: is this request, as `to`'s origin received it, genuine, who, and from which app?
+
+        `assertion` is the request's `Cf-Access-Jwt-Assertion` (or `CF_Authorization` cookie), checked as
+        Cloudflare documents against `to`'s AUD tag. With a forwarded token as well, the verdict is a linked call
+        (`via="linked-app"`) only if that token reaches `to` through deployed trust and names the same user.
+        """
+        return self._origin.decide(to, assertion, cf_access_token, bearer)
+
+    def decide_origin_headers(self, to: str, headers: Mapping[str, str]) -> OriginVerdict:
+        """`decide_origin` from request headers (lower-case names): the assertion header, else the cookie."""
+        return self._origin.decide_headers(to, headers)
+
     def clear_cache(self) -> None:
         self._cf_cache.clear()
         self._bearer_cache.clear()
+        self._origin.clear()
 
     # -- internals ----------------------------------------------------------------------------------------
     def _keyset(self, url: str) -> KeySet:
@@ -212,21 +234,28 @@ class Verifier:
             keyset, token_type = self._saas_keyset(app.client_id), None
             issuer = self._saas_issuer_prefix + app.client_id
         _jws.verify_signature(parsed, keyset.key(parsed.kid))
-        if len(self._verified_headers) < _MAX_VERIFIED_HEADERS:
-            self._verified_headers[parsed.header_segment] = parsed.kid  # only headers the issuer signed
+        self._remember_header(parsed)
         exp = _claims.check(claims, issuer=issuer, now=self._clock(), leeway=self.leeway, token_type=token_type)
         audiences = _claims.audiences(claims)
         if flow == CF_ACCESS_TOKEN:
-            apps = sources_by_aud(self.graph, audiences)
-            if not apps:
-                raise TokenRejected("the token's `aud` names no app in the state (unknown AUD tag): it was "
-                                    "not issued for an application this state knows")
+            sources = self._sources.get(audiences)  # an app's tokens all carry the same `aud`
+            if sources is None:
+                sources = tuple(a.name for a in sources_by_aud(self.graph, audiences))
+                if not sources:
+                    raise TokenRejected("the token's `aud` names no app in the state (unknown AUD tag): it was "
+                                        "not issued for an application this state knows")
+                if len(self._sources) < _MAX_VERIFIED_HEADERS:
+                    self._sources[audiences] = sources
         else:
             if app.client_id not in audiences:
                 raise TokenRejected(f"the token's `aud` is not {app.name}'s client_id")
-            apps = [app]
-        return Entry(min(exp + self.leeway, keyset.good_until), keyset, parsed.kid, claims,
-                     tuple(a.name for a in apps))
+            sources = (app.name,)
+        return Entry(min(exp + self.leeway, keyset.good_until), keyset, parsed.kid, claims, sources)
+
+    def _remember_header(self, parsed: _jws.Parsed) -> None:
+        """After its signature verified: the header needs no second decoding."""
+        if len(self._verified_headers) < _MAX_VERIFIED_HEADERS:
+            self._verified_headers[parsed.header_segment] = parsed.kid  # only headers the issuer signed
 
     def _ask_userinfo(self, token: str, target: App) -> Entry:
         from ._userinfo import USERINFO_TTL, ask, candidates
@@ -236,16 +265,18 @@ class Verifier:
         return Entry(self._clock() + USERINFO_TTL, None, "", claims, (app.name,), online=True)
 
     def _verdict(self, target: App, entry: Entry, flow: str) -> Verdict:
-        sources = [self.graph.apps[name] for name in entry.sources]
-        identity = identity_of(entry.claims)
-        exp = entry.claims.get("exp")
+        key = (target.name, entry.sources, flow)
+        result = self._grants.get(key)  # the decision depends on these alone: tokens only add who and until when
+        if result is None:
+            result = self._grants[key] = self._grant(target, entry.sources, flow)
+        reason = f"{result.reason} [{LABEL}]" if entry.online else result.reason
+        return Verdict(result.allowed, reason, target.name, result.source, identity_of(entry.claims), result.policy,
+                       flow, entry.claims.get("exp"))
+
+    def _grant(self, target: App, source_names: tuple[str, ...], flow: str) -> Grant:
+        sources = [self.graph.apps[name] for name in source_names]
         for source in sources:
             problem = sender_problem(source, flow)
             if problem:
-                return Verdict(False, problem, target.name, source.name, identity, None, flow, exp)
-        key = (target.name, entry.sources, flow)
-        result = self._grants.get(key)
-        if result is None:
-            result = self._grants[key] = grant(self.graph, target, sources)
-        reason = f"{result.reason} [{LABEL}]" if entry.online else result.reason
-        return Verdict(result.allowed, reason, target.name, result.source, identity, result.policy, flow, exp)
+                return Grant(False, problem, source.name)
+        return grant(self.graph, target, sources)
