@@ -238,3 +238,19 @@ def test_import_existing_declares_apps_by_uid_but_keeps_link_targets_managed(acc
                                  "aud": app_of(account, "hr-portal")["aud"]}
     assert "importId" in apps["payroll-api"] and "importId" in apps["ledger"]
     assert run("plan", "--config", str(out)).exit_code == 0
+
+
+def test_import_refuses_hostile_names_and_keeps_the_file_whole(account: dict[str, Any], tmp_path: Path) -> None:
+    odd = copy.deepcopy(account)
+    app_of(odd, "ledger")["name"] = "ledger\n# injected: true\nconfig: {}"
+    out = tmp_path / "Pulumi.adopted.yaml"
+    with FakeCloudflare(odd) as api:
+        result = CliRunner().invoke(main, ["import", LIVE, "--out", str(out), "--api-url", api.url])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    config = yaml.safe_load(text)["config"]
+    assert set(config) == {"linked-apps:accountId", "linked-apps:teamDomain", "linked-apps:apps", "linked-apps:links"}
+    assert "ledger" not in " ".join(config["linked-apps:apps"]) and "injected: true" not in yaml.safe_dump(config)
+    assert "app name 'ledger\\n# injected: true\\nconfig: {}' holds U+000A" in text  # one comment line, escaped
+    assert "holds U+000A" in result.stderr and "links into it" in result.stderr
+    assert run("plan", "--config", str(out)).exit_code == 0

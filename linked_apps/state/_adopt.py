@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from ..model.rules import LINKED_APP_TOKEN, NON_IDENTITY
+from ..model.rules import LINKED_APP_TOKEN, NON_IDENTITY, app_name_problem, printable
 from ..model.topology import NAMESPACE, AppType
 from ._cloudflare import Account
 
@@ -97,7 +97,13 @@ def adopt(account: Account, *, team_domain: str | None = None, existing: bool = 
             continue
         if counts[name] > 1:
             result.notes.append(f"{name!r} ({uid}): {counts[name]} applications share this name, and a stack "
-                                "names each app once; rename them in Cloudflare and import again")
+                                "names each app once; rename them in Cloudflare and import again (until then "
+                                "neither they nor the links into them are in the file)")
+            continue
+        unfit = app_name_problem(name)
+        if unfit is not None:  # the config would refuse the key: say why here instead of writing a broken file
+            result.notes.append(f"application {uid}: {unfit}; rename it in Cloudflare and import again (until then "
+                                "neither it nor the links into it are in the file)")
             continue
         policy_ids, links = _policies(app, name, reusable, by_uid, result)
         per_app[name] = (policy_ids, links)
@@ -237,5 +243,6 @@ def _str(doc: Mapping[str, Any], key: str) -> str | None:
 
 
 def _comment_safe(text: str) -> str:
-    """One YAML comment line: no line breaks or other control characters can end the comment early."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """One YAML comment line: `printable` escapes line breaks and every other character that could end the
+    comment early or hide what it says."""
+    return printable(text)
