@@ -254,3 +254,24 @@ def test_import_refuses_hostile_names_and_keeps_the_file_whole(account: dict[str
     assert "app name 'ledger\\n# injected: true\\nconfig: {}' holds U+000A" in text  # one comment line, escaped
     assert "holds U+000A" in result.stderr and "links into it" in result.stderr
     assert run("plan", "--config", str(out)).exit_code == 0
+
+
+@pytest.mark.parametrize("where", ["everywhere", "only in the app's copy"])
+def test_a_rule_the_account_holds_but_nobody_knows_denies(account: dict[str, Any], where: str) -> None:
+    """The SDK passes through what it has no type for; the reader must not drop it, and the verifier denies. An
+    app's copy of a reusable policy that differs from the policy itself denies too: which one Access enforces
+    cannot be told."""
+    odd = copy.deepcopy(account)
+    copies = [p for p in app_of(odd, "payroll-api")["policies"] if p["name"] == "Linked app token: hr-portal"]
+    if where == "everywhere":
+        copies += [p for p in odd["policies"] if p["name"] == "Linked app token: hr-portal"]
+    for policy in copies:
+        policy["require"] = [{"future_selector": {"level": 3}}]
+    token = KEY.mint(app_claims(dev_app("hr-portal")["aud"]))
+    with dev_jwks_server(KEY) as keys, FakeCloudflare(odd) as api:
+        result = run("verify", "payroll-api", "--state", LIVE, "--api-url", api.url, "--cf-access-token", token,
+                     "--access-url", keys.url, "--format", "json")
+    verdict = json.loads(result.output)
+    assert result.exit_code == 1 and verdict["allowed"] is False
+    expected = "future_selector" if where == "everywhere" else "with another require"
+    assert expected in verdict["reason"] and "access/" in verdict["reason"], verdict["reason"]

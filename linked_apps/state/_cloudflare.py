@@ -50,8 +50,11 @@ class Account:
 
     def resources(self) -> list[dict[str, Any]]:
         """The account as resources `{"type", "id", "props"}` for the shared state reader."""
-        return ([{"type": POLICY_TYPE, "id": p.get("id"), "props": p} for p in self.policies]
-                + [{"type": APP_TYPE, "id": a.get("id"), "props": a} for a in self.apps])
+        # `path` names where a field sits in what the API returned, for the reader's messages.
+        return ([{"type": POLICY_TYPE, "id": p.get("id"), "props": p, "path": f"access/policies[{i}]"}
+                 for i, p in enumerate(self.policies)]
+                + [{"type": APP_TYPE, "id": a.get("id"), "props": a, "path": f"access/apps[{i}]"}
+                   for i, a in enumerate(self.apps)])
 
     def graph(self) -> TrustGraph:
         return graph_from_resources(self.resources(), team_domain=self.team_domain)

@@ -185,6 +185,21 @@ def _unique_names(rows: list[tuple[str, str | None]]) -> tuple[list[str], dict[s
     return keys, shared
 
 
+def _check_copy(policies: dict[str, Policy], pid: str, entry: Mapping[str, Any], at: str) -> None:
+    """An attachment that repeats a reusable policy's decision or rules must repeat them exactly. Two versions
+    of one policy (read at different moments, or hand-edited) leave unknown which one Access enforces: the
+    policy is then unreadable, so it grants nothing and blocks grants on the app."""
+    copy = _policy(pid, entry, at, inline=True)
+    policy = policies[pid]
+    given = [kind for kind, keys in (("decision", ("decision",)), *_RULE_LISTS)
+             if any(entry.get(k) is not None for k in keys)]
+    differ = [kind for kind in given if getattr(copy, kind) != getattr(policy, kind)]
+    if differ or copy.unreadable:
+        why = (f"{at} repeats policy {pid!r} with another {', '.join(differ)}" if differ
+               else f"{at} repeats policy {pid!r} unreadably: {'; '.join(copy.unreadable)}")
+        policies[pid] = replace(policy, unreadable=(*policy.unreadable, why))
+
+
 def _attachments(name: str, props: Mapping[str, Any], at: str, policies: dict[str, Policy],
                  problems: list[str]) -> tuple[tuple[str, int], ...]:
     attached: list[tuple[str, int]] = []
@@ -200,7 +215,9 @@ def _attachments(name: str, props: Mapping[str, Any], at: str, policies: dict[st
         pid = _text(entry, here, ("id",), problems, required=False)
         precedence = _precedence(entry.get("precedence"), i + 1)
         inline = any(entry.get(k) is not None for k in ("decision", *(k for _, ks in _RULE_LISTS for k in ks)))
-        if pid and pid in policies:  # a reusable policy (the provider may copy its rules into the entry)
+        if pid and pid in policies:  # a reusable policy (the provider or the API may copy its rules into the entry)
+            if inline:
+                _check_copy(policies, pid, entry, here)
             attached.append((pid, precedence))
         elif inline:
             pid = pid or f"inline:{name}:{i}"
