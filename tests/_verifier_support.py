@@ -86,25 +86,39 @@ def handmade_export() -> dict[str, Any]:
     intruder              named by P-ORPHAN, attached to nothing
     front -> portal       a linked rule on a SaaS app: never grants
     portal (SaaS) -> api  inline non_identity include portal (Bearer flow)
+
+    Shape: `pulumi stack export` version 3 (pulumi/pulumi sdk/go/common/apitype: DeploymentV3, ResourceV3) of
+    another program that declares the Cloudflare resources at its top level: each one's `parent` is the stack,
+    its `provider` the default `pulumi:providers:cloudflare` resource (listed too), property names camelCase as
+    pulumi-cloudflare's bridge writes them, secrets as ciphertext objects; `aud` and `id` are computed outputs.
     """
+    stack = "urn:pulumi:prod::other::pulumi:pulumi:Stack::other-prod"
+    provider_urn = "urn:pulumi:prod::other::pulumi:providers:cloudflare::default_6_23_1"
+    provider = f"{provider_urn}::5d1e6a44-0f7b-4c4b-9c1a-2b3c4d5e6f70"
+
     def app(name: str, typ: str, policies: list[Any], **extra: Any) -> dict[str, Any]:
         outputs = {"accountId": "0" * 32, "name": name, "type": typ, "aud": AUD[name], "id": UID[name],
                    "policies": policies, **extra}
         return {"urn": f"urn:pulumi:prod::other::{APP}::{name}", "custom": True, "id": UID[name], "type": APP,
-                "inputs": {k: v for k, v in outputs.items() if k not in ("aud", "id")}, "outputs": outputs}
+                "inputs": {k: v for k, v in outputs.items() if k not in ("aud", "id")}, "outputs": outputs,
+                "parent": stack, "provider": provider, "dependencies": []}
 
     def policy(pid: str, name: str, **rules: Any) -> dict[str, Any]:
         outputs = {"accountId": "0" * 32, "name": name, "decision": "non_identity", "id": pid, **rules}
         return {"urn": f"urn:pulumi:prod::other::{POLICY}::{pid}", "custom": True, "id": pid, "type": POLICY,
-                "inputs": outputs, "outputs": outputs}
+                "inputs": {k: v for k, v in outputs.items() if k != "id"}, "outputs": outputs,
+                "parent": stack, "provider": provider, "dependencies": []}
 
     inline_front = {"name": "front may call", "decision": "non_identity", "includes": [_linked_rule(UID["front"])],
                     "precedence": 1}
     inline_portal = {"name": "portal may call", "decision": "non_identity", "includes": [_linked_rule(UID["portal"])],
                      "precedence": 3}
     resources = [
-        {"urn": "urn:pulumi:prod::other::pulumi:pulumi:Stack::other-prod", "custom": False,
+        {"urn": stack, "custom": False,
          "type": "pulumi:pulumi:Stack", "outputs": {"team_domain": TEAM, "db_password": ciphertext()}},
+        {"urn": provider_urn, "custom": True, "id": provider.rsplit("::", 1)[1], "type": "pulumi:providers:cloudflare",
+         "inputs": {"apiToken": ciphertext("apiToken"), "version": "6.23.1"},
+         "outputs": {"apiToken": ciphertext("apiToken"), "version": "6.23.1"}, "parent": stack},
         {"urn": "urn:pulumi:prod::other::cloudflare:index/dnsRecord:DnsRecord::www", "custom": True,
          "type": "cloudflare:index/dnsRecord:DnsRecord", "id": "rec1", "inputs": {"name": "www"},
          "outputs": {"name": "www", "content": ciphertext()}},
