@@ -1,0 +1,700 @@
+"""Decisions of the verifier that mutation testing (`./dev mutate`) found no test defending, and every time and
+size limit at its boundary: each test here fails on a mutant that survived the older tests.
+
+State documents come from `handmade_export()` (a `pulumi stack export` shape: outputs with ciphertext secrets,
+every selector spelled out as the engine writes it); tokens are minted with PyJWT; keys and userinfo answers are
+served through an httpx MockTransport standing in for the network (the bodies are the real certs / userinfo
+shapes, CLOUDFLARE.md).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from linked_apps.errors import KeysUnavailable, TokenRejected
+from linked_apps.model.graph import App
+from linked_apps.state import graph_from_export
+from linked_apps.verifier import KeySet, Verifier
+from linked_apps.verifier import _cache, _claims, _jws, _keys, _userinfo
+from linked_apps.verifier._http import FetchFailed, get
+from linked_apps.verifier._keys import parse_jwks
+from tests._verifier_support import (
+    AUD,
+    ISSUER,
+    PORTAL_CLIENT_ID,
+    TEAM,
+    UID,
+    Clock,
+    SigningKey,
+    app_claims,
+    b64url,
+    handmade_export,
+    jwks,
+    raw_token,
+    saas_claims,
+    signing_key,
+)
+
+KEY = signing_key("mutants")
+OTHER = signing_key("mutants-other")
+WEAK = SigningKey("weak", bits=1024)
+
+
+def serving(*docs: Any, status: int = 200) -> tuple[httpx.Client, list[int]]:
+    """A client whose every GET answers the next of `docs` (the last one repeats); the list counts requests."""
+    seen: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(1)
+        doc = docs[min(len(seen), len(docs)) - 1]
+        if isinstance(doc, int):
+            return httpx.Response(doc, content=b"{}")
+        return httpx.Response(status, content=doc if isinstance(doc, bytes) else json.dumps(doc).encode())
+
+    return httpx.Client(transport=httpx.MockTransport(answer)), seen
+
+
+def verifier(doc: dict[str, Any] | None = None, *, clock: Clock | None = None, **options: Any) -> Verifier:
+    client, _ = serving(jwks(KEY))
+    return Verifier(graph_from_export(doc or handmade_export()), team_domain=TEAM, client=client,
+                    clock=clock or Clock(), **options)
+
+
+def app_resource(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(r for r in doc["deployment"]["resources"] if r.get("urn", "").endswith(f"::{name}"))
+
+
+# -- the key set: which JWKs sign ----------------------------------------------------------------------------
+def jwk(key: Any = KEY, **changes: Any) -> dict[str, Any]:
+    entry = {**key.jwk(), **changes}
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+@pytest.mark.parametrize("changes", [{"use": "enc"}, {"alg": "RS384"}, {"alg": "RS384", "use": "enc"},
+                                     {"kty": "EC"}, {"kid": ""}, {"kid": 7}, {"kid": None}, {"e": None},
+                                     {"n": ""}, {"n": "!!"}])
+def test_a_jwk_that_is_not_an_rs256_signing_key_is_not_a_key(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="no usable RSA signing key"):
+        parse_jwks({"keys": [jwk(**changes)]})
+
+
+@pytest.mark.parametrize("first", [{"use": "enc"}, {"alg": "RS384"}, {"kty": "EC"}, {"kid": ""}, {"kid": 7},
+                                   {"e": None}, "not an object", None, {"n": "AQAB"}])
+def test_an_unusable_entry_is_skipped_and_the_keys_after_it_are_read(first: Any) -> None:
+    entry = jwk(OTHER, **first) if isinstance(first, dict) else first
+    keys = parse_jwks({"keys": [entry, jwk()]})
+    assert list(keys) == [KEY.kid]
+
+
+def test_a_kid_names_one_key_and_a_later_duplicate_does_not_replace_it() -> None:
+    keys = parse_jwks({"keys": [jwk(), jwk(OTHER, kid=KEY.kid), jwk(OTHER)]})
+    assert keys[KEY.kid].public_numbers() == KEY.public.public_numbers()
+    assert keys[OTHER.kid].public_numbers() == OTHER.public.public_numbers()
+
+
+def test_alg_and_use_may_be_left_out_and_mean_rs256_signing() -> None:
+    assert list(parse_jwks({"keys": [jwk(alg=None, use=None)]})) == [KEY.kid]
+
+
+def test_a_key_below_2048_bits_is_not_a_key() -> None:
+    with pytest.raises(ValueError):
+        parse_jwks({"keys": [WEAK.jwk()]})
+    assert list(parse_jwks({"keys": [WEAK.jwk(), jwk()]})) == [KEY.kid]
+
+
+@pytest.mark.parametrize("doc", [[], {"keys": {}}, {"keys": None}, {"other": []}, "keys", {"keys": []}])
+def test_a_document_without_a_keys_array_is_not_a_jwks(doc: Any) -> None:
+    with pytest.raises(ValueError):
+        parse_jwks(doc)
+
+
+def test_a_key_set_serves_only_signing_keys_it_fetched() -> None:
+    client, _ = serving({"keys": [jwk(use="enc"), jwk(OTHER)]})
+    keys = KeySet("https://acme.cloudflareaccess.com/cdn-cgi/access/certs", client=client, clock=Clock())
+    assert keys.key(OTHER.kid).public_numbers() == OTHER.public.public_numbers()
+    with pytest.raises(KeysUnavailable, match="no key with kid"):
+        keys.key(KEY.kid)
+
+
+# -- the key set: time limits ---------------------------------------------------------------------------------
+def test_keys_are_refetched_exactly_when_the_ttl_runs_out() -> None:
+    clock = Clock(1000.0)
+    client, seen = serving(jwks(KEY))
+    keys = KeySet("https://t/certs", client=client, clock=clock, ttl=60, cooldown=0)
+    keys.key(KEY.kid)
+    clock.advance(59.5)
+    keys.key(KEY.kid)
+    assert len(seen) == 1
+    clock.advance(0.5)
+    keys.key(KEY.kid)
+    assert len(seen) == 2
+
+
+def test_the_last_good_keys_serve_up_to_max_stale_and_not_a_second_longer() -> None:
+    clock = Clock(1000.0)
+    client, seen = serving(jwks(KEY), 503)
+    keys = KeySet("https://t/certs", client=client, clock=clock, ttl=10, cooldown=0, max_stale=100)
+    keys.key(KEY.kid)
+    clock.advance(100)
+    assert keys.key(KEY.kid)  # refetch failed; exactly max_stale old: still served
+    assert len(seen) == 2
+    clock.advance(1)
+    with pytest.raises(KeysUnavailable, match="101 s old, beyond the 100 s allowed"):
+        keys.key(KEY.kid)
+
+
+def test_after_a_failed_fetch_the_next_try_waits_exactly_one_cooldown() -> None:
+    clock = Clock(1000.0)
+    client, seen = serving(jwks(KEY), 503, jwks(KEY))
+    keys = KeySet("https://t/certs", client=client, clock=clock, ttl=10, cooldown=30, max_stale=1000)
+    keys.key(KEY.kid)
+    clock.advance(10)
+    keys.key(KEY.kid)  # TTL over: one fetch, which fails
+    assert len(seen) == 2
+    assert keys.good_until == 1010 + 30
+    clock.advance(29)
+    keys.key(KEY.kid)
+    assert len(seen) == 2  # still within the cooldown: no second try
+    clock.advance(1)
+    keys.key(KEY.kid)
+    assert len(seen) == 3
+    assert keys.good_until == 1040 + 10  # the fetch succeeded: the TTL again
+
+
+def test_an_unknown_kid_refetches_once_per_cooldown_counted_from_the_last_try() -> None:
+    clock = Clock(1000.0)
+    client, seen = serving(jwks(KEY))
+    keys = KeySet("https://t/certs", client=client, clock=clock, cooldown=30)
+    keys.key(KEY.kid)
+    clock.advance(29.9)
+    with pytest.raises(KeysUnavailable, match="refetched at most once per 30 s"):
+        keys.key("unknown")
+    assert len(seen) == 1
+    clock.advance(0.1)
+    with pytest.raises(KeysUnavailable):
+        keys.key("unknown")
+    assert len(seen) == 2
+
+
+def test_a_never_fetched_key_set_says_why_it_has_no_keys() -> None:
+    client, _ = serving(503)
+    keys = KeySet("https://t/certs", client=client, clock=Clock(), cooldown=0)
+    with pytest.raises(KeysUnavailable, match=r"no signing keys: fetching https://t/certs failed \(HTTP 503\)"):
+        keys.key(KEY.kid)
+
+
+def test_refresh_reports_whether_the_fetch_succeeded_and_keeps_the_last_good_keys() -> None:
+    client, _ = serving(jwks(KEY), b"not json")
+    keys = KeySet("https://t/certs", client=client, clock=Clock())
+    assert keys.refresh() is True
+    assert keys.refresh() is False
+    assert keys.kids == frozenset({KEY.kid})
+
+
+def test_a_listener_hears_which_keys_left_or_changed() -> None:
+    client, _ = serving(jwks(KEY, OTHER), jwks(KEY), {"keys": [jwk(), jwk(WEAK, kid="x"), jwk(KEY, kid=OTHER.kid)]})
+    keys = KeySet("https://t/certs", client=client, clock=Clock())
+    heard: list[frozenset[str]] = []
+    keys.on_change(lambda keyset, removed: heard.append(removed))
+    keys.refresh()
+    keys.refresh()
+    keys.refresh()
+    assert heard == [frozenset({OTHER.kid})]  # the third fetch only adds kids
+
+
+@pytest.mark.parametrize(("option", "low", "high"), [("ttl", 1.0, 7 * 86400.0), ("cooldown", 0.0, 86400.0),
+                                                     ("max_stale", 0.0, 30 * 86400.0), ("timeout", 0.01, 60.0)])
+def test_each_timing_option_takes_its_bounds_and_nothing_beyond(option: str, low: float, high: float) -> None:
+    for good in (low, high):
+        KeySet("https://t/certs", **{option: good})
+    for bad in (low - 0.001, high + 0.001, float("nan"), True, "1"):
+        with pytest.raises(ValueError, match=option):
+            KeySet("https://t/certs", **{option: bad})
+
+
+def test_verifier_limits_on_leeway_and_cache_size() -> None:
+    from linked_apps.errors import ConfigError
+    from linked_apps.verifier._verifier import MAX_LEEWAY
+
+    for good in ({"leeway": 0.0}, {"leeway": MAX_LEEWAY}, {"cache_size": 0}, {"cache_size": 10_000_000}):
+        verifier(**good)
+    for bad in ({"leeway": -0.5}, {"leeway": MAX_LEEWAY + 0.5}, {"cache_size": -1}, {"cache_size": 10_000_001},
+                {"cache_size": 2.0}, {"key_ttl": 0.5}, {"fetch_timeout": 61}):
+        with pytest.raises(ConfigError) as caught:
+            verifier(**bad)
+        assert next(iter(bad)) in str(caught.value)
+
+
+# -- tokens: size limits --------------------------------------------------------------------------------------
+def token_of_length(length: int) -> str:
+    """A well-formed token (header with a kid of the test key, claims padded) exactly `length` characters long."""
+    base = len(KEY.mint({**app_claims(AUD["front"]), "pad": ""}))
+    start = max(0, (length - base) * 3 // 4 - 4)
+    for pad in range(start, start + 8):
+        for extra in range(3):
+            claims = {**app_claims(AUD["front"]), "pad": "x" * pad}
+            token = KEY.mint(claims, headers={"x": "y" * extra} if extra else None)
+            if len(token) == length:
+                return token
+    raise AssertionError(f"no token of {length} characters")
+
+
+def test_a_token_of_the_maximum_length_is_read_and_one_more_character_is_refused() -> None:
+    longest = token_of_length(_jws.MAX_TOKEN_LENGTH)
+    assert _jws.looks_like_jws(longest)
+    assert _jws.parse(longest).kid == KEY.kid
+    assert verifier().decide("api", cf_access_token=longest).allowed
+    too_long = longest + "A"
+    assert not _jws.looks_like_jws(too_long)
+    with pytest.raises(TokenRejected, match="longer than 8192 characters"):
+        _jws.parse(too_long)
+
+
+def test_a_bearer_token_too_long_to_be_a_jwt_is_refused_as_too_long_not_as_opaque() -> None:
+    verdict = verifier().decide("api", bearer="a.b." + "c" * _jws.MAX_TOKEN_LENGTH)
+    assert "longer than" in verdict.reason
+    opaque = verifier().decide("api", bearer="x" * _jws.MAX_TOKEN_LENGTH)
+    assert "opaque bearer token" in opaque.reason
+
+
+@pytest.mark.parametrize(("length", "usable"), [(1, True), (_jws.MAX_KID_LENGTH, True),
+                                                (_jws.MAX_KID_LENGTH + 1, False)])
+def test_kid_length_limit(length: int, usable: bool) -> None:
+    token = raw_token({"alg": "RS256", "kid": "k" * length}, app_claims(AUD["front"]), b"s" * 256)
+    if usable:
+        assert _jws.parse(token).kid == "k" * length
+    else:
+        with pytest.raises(TokenRejected, match="no usable `kid`"):
+            _jws.parse(token)
+
+
+@pytest.mark.parametrize("kid", ["", 7, None, ["k"]])
+def test_a_kid_that_is_not_a_non_empty_string_is_refused(kid: Any) -> None:
+    header = {"alg": "RS256", "kid": kid} if kid is not None else {"alg": "RS256"}
+    with pytest.raises(TokenRejected, match="no usable `kid`"):
+        _jws.parse(raw_token(header, app_claims(AUD["front"]), b"s"))
+
+
+@pytest.mark.parametrize(("typ", "ok"), [(None, True), ("JWT", True), ("jwt", True), ("at+jwt", False),
+                                         (1, False), ("", False)])
+def test_typ_may_be_absent_or_jwt_in_any_case(typ: Any, ok: bool) -> None:
+    header = {"alg": "RS256", "kid": "k", **({} if typ is None else {"typ": typ})}
+    token = raw_token(header, app_claims(AUD["front"]), b"s")
+    if ok:
+        assert _jws.parse(token).kid == "k"
+    else:
+        with pytest.raises(TokenRejected, match="typ"):
+            _jws.parse(token)
+
+
+@pytest.mark.parametrize("header", [{"alg": "RS256", "kid": "k", "jku": None}, {"alg": "RS256", "kid": "k", "x5c": []},
+                                    {"alg": "RS256", "kid": "k", "crit": []}, {"alg": "none", "kid": "k"},
+                                    {"kid": "k"}, {"alg": "RS384", "kid": "k"}])
+def test_a_header_naming_other_keys_or_algorithms_is_refused_even_when_empty(header: dict[str, Any]) -> None:
+    with pytest.raises(TokenRejected):
+        _jws.parse(raw_token(header, app_claims(AUD["front"]), b"s"))
+
+
+def test_a_header_seen_on_a_verified_token_is_not_checked_again_but_the_payload_is() -> None:
+    token = KEY.mint(app_claims(AUD["front"]))
+    h64 = token.split(".")[0]
+    assert _jws.parse(token, {h64: "remembered"}).kid == "remembered"
+    with pytest.raises(TokenRejected, match="payload is not JSON"):
+        _jws.parse(f"{h64}.{b64url(b'nope')}.{token.split('.')[2]}", {h64: "remembered"})
+
+
+@pytest.mark.parametrize("token", ["a.b", "a.b.c.d", ".b.c", "a..c", "a.b.", 5, b"a.b.c"])
+def test_anything_but_three_non_empty_segments_is_not_a_compact_jws(token: Any) -> None:
+    with pytest.raises(TokenRejected, match="malformed token"):
+        _jws.parse(token)
+
+
+def test_a_signature_of_the_wrong_length_or_by_another_key_is_refused() -> None:
+    parsed = _jws.parse(KEY.mint(app_claims(AUD["front"])))
+    _jws.verify_signature(parsed, KEY.public)
+    with pytest.raises(TokenRejected, match="not signed by a key of the pinned key set"):
+        _jws.verify_signature(parsed, OTHER.public)
+    short = _jws.Parsed(parsed.kid, parsed.claims, parsed.signing_input, parsed.signature[:-1], parsed.header_segment)
+    with pytest.raises(TokenRejected, match="wrong length"):
+        _jws.verify_signature(short, KEY.public)
+
+
+def test_payload_must_be_a_json_object_in_utf8() -> None:
+    for payload, why in ((b"[1]", "not a JSON object"), (b"\xff{}", "not JSON"), (b"1", "not a JSON object")):
+        token = f"{b64url(json.dumps({'alg': 'RS256', 'kid': 'k'}).encode())}.{b64url(payload)}.{b64url(b's')}"
+        with pytest.raises(TokenRejected, match=why):
+            _jws.parse(token)
+
+
+# -- claims: the time window at its edges -----------------------------------------------------------------
+NOW = 1_000_000.0
+
+
+def claims(**changes: Any) -> dict[str, Any]:
+    base = {"iss": ISSUER, "exp": NOW + 600, "type": "app"}
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+@pytest.mark.parametrize("leeway", [0.0, 30.0])
+def test_exp_holds_until_leeway_after_it_and_no_longer(leeway: float) -> None:
+    edge = NOW - leeway
+    assert _claims.check(claims(exp=edge + 1), issuer=ISSUER, now=NOW, leeway=leeway) == edge + 1
+    with pytest.raises(TokenRejected, match="expired"):
+        _claims.check(claims(exp=edge), issuer=ISSUER, now=NOW, leeway=leeway)
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+@pytest.mark.parametrize("leeway", [0.0, 30.0])
+def test_nbf_and_iat_may_lie_up_to_leeway_in_the_future(claim: str, leeway: float) -> None:
+    _claims.check(claims(**{claim: NOW + leeway}), issuer=ISSUER, now=NOW, leeway=leeway)
+    with pytest.raises(TokenRejected, match="future"):
+        _claims.check(claims(**{claim: NOW + leeway + 1}), issuer=ISSUER, now=NOW, leeway=leeway)
+
+
+def test_the_default_leeway_is_thirty_seconds() -> None:
+    _claims.check(claims(exp=NOW - 29, nbf=NOW + 30), issuer=ISSUER, now=NOW)
+    with pytest.raises(TokenRejected):
+        _claims.check(claims(exp=NOW - 30), issuer=ISSUER, now=NOW)
+
+
+@pytest.mark.parametrize("value", [float("nan"), True, "1700000000", [1], 253402300799, -253402300799, 1e300])
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+def test_a_time_claim_that_is_not_a_numeric_date_is_refused(claim: str, value: Any) -> None:
+    with pytest.raises(TokenRejected, match=f"`{claim}` claim is not a NumericDate"):
+        _claims.check(claims(**{claim: value}), issuer=ISSUER, now=NOW)
+
+
+def test_the_latest_numeric_date_is_read() -> None:
+    assert _claims.check(claims(exp=253402300798), issuer=ISSUER, now=NOW) == 253402300798
+    _claims.check(claims(iat=-253402300798, nbf=-253402300798), issuer=ISSUER, now=NOW)
+
+
+def test_a_token_without_exp_wrong_issuer_or_wrong_type_is_refused() -> None:
+    with pytest.raises(TokenRejected, match="no `exp`"):
+        _claims.check(claims(exp=None), issuer=ISSUER, now=NOW)
+    for iss in (ISSUER + "/", ISSUER.upper(), None, 5):
+        with pytest.raises(TokenRejected, match="issuer"):
+            _claims.check(claims(iss=iss), issuer=ISSUER, now=NOW)
+    _claims.check(claims(type="org"), issuer=ISSUER, now=NOW)  # no type asked: any
+    with pytest.raises(TokenRejected, match="`type` is 'org', not 'app'"):
+        _claims.check(claims(type="org"), issuer=ISSUER, now=NOW, token_type="app")
+    with pytest.raises(TokenRejected, match="`type`"):
+        _claims.check(claims(type=None), issuer=ISSUER, now=NOW, token_type="app")
+
+
+@pytest.mark.parametrize(("aud", "read"), [("a", ("a",)), (["a", "b"], ("a", "b")), ([], None), (["a", 1], None),
+                                           (None, None), (5, None), ({"a": 1}, None)])
+def test_aud_is_a_string_or_a_non_empty_array_of_strings(aud: Any, read: Any) -> None:
+    if read is None:
+        with pytest.raises(TokenRejected, match="`aud`"):
+            _claims.audiences({"aud": aud})
+    else:
+        assert _claims.audiences({"aud": aud}) == read
+
+
+def test_a_cached_verdict_lives_until_exp_plus_leeway_then_the_token_is_checked_again() -> None:
+    clock = Clock(NOW)
+    v = verifier(clock=clock, leeway=30)
+    token = KEY.mint(app_claims(AUD["front"], now=NOW, ttl=100))
+    assert v.decide("api", cf_access_token=token).allowed
+    clock.advance(129)
+    assert v.cached("api", cf_access_token=token) is not None
+    assert v.decide("api", cf_access_token=token).allowed
+    clock.advance(1)
+    assert v.cached("api", cf_access_token=token) is None
+    assert "expired" in v.decide("api", cf_access_token=token).reason
+
+
+def test_a_cached_verdict_ends_when_the_key_set_is_due() -> None:
+    clock = Clock(NOW)
+    v = verifier(clock=clock, key_ttl=50)
+    token = KEY.mint(app_claims(AUD["front"], now=NOW, ttl=1000))
+    v.decide("api", cf_access_token=token)
+    clock.advance(49)
+    assert v.cached("api", cf_access_token=token) is not None
+    clock.advance(1)
+    assert v.cached("api", cf_access_token=token) is None
+
+
+# -- the decision: sender, source attribution -------------------------------------------------------------
+def with_app(name: str, typ: str, **outputs: Any) -> dict[str, Any]:
+    """handmade_export plus app `name` (uid and aud of `plain`, which it replaces) named by api's inline policy."""
+    doc = handmade_export()
+    res = app_resource(doc, "plain")
+    res["outputs"].update(name=name, type=typ, **outputs)
+    res["urn"] = res["urn"].replace("::plain", f"::{name}")
+    api = app_resource(doc, "api")["outputs"]
+    api["policies"][0]["includes"].append({"email": None, "linkedAppToken": {"appUid": UID["plain"]}})
+    return doc
+
+
+@pytest.mark.parametrize("typ", ["ssh", "bookmark", "warp", "infrastructure"])
+def test_an_app_that_cannot_send_tokens_is_no_source_even_when_a_policy_names_it(typ: str) -> None:
+    verdict = verifier(with_app("kiosk", typ)).decide("api", cf_access_token=KEY.mint(app_claims(AUD["plain"])))
+    assert not verdict.allowed
+    assert verdict.reason == f"kiosk is a {typ} app, which carries no user token another app can accept"
+    assert verdict.source == "kiosk"
+
+
+def test_a_source_whose_type_cannot_be_read_is_named_as_unreadable() -> None:
+    doc = with_app("kiosk", "self_hosted")
+    app_resource(doc, "kiosk")["outputs"]["type"] = {"4dabf18193072939515e22adb298388d": "1", "ciphertext": "x"}
+    verdict = verifier(doc).decide("api", cf_access_token=KEY.mint(app_claims(AUD["plain"])))
+    assert not verdict.allowed
+    assert verdict.reason.startswith("cannot read the sending app kiosk in full:")
+    assert "type is a secret" in verdict.reason
+
+
+def test_a_saas_apps_aud_in_a_cf_access_token_is_the_wrong_flow() -> None:
+    doc = handmade_export()
+    app_resource(doc, "portal")["outputs"]["aud"] = AUD["portal"]
+    verdict = verifier(doc).decide("api", cf_access_token=KEY.mint(app_claims(AUD["portal"])))
+    assert not verdict.allowed
+    assert verdict.reason == ("portal is a saas app; its tokens arrive as Authorization: Bearer, not Cf-Access-Token")
+
+
+@pytest.mark.parametrize("order", [["batch", "front"], ["front", "batch"]])
+def test_the_source_is_the_app_the_granting_policy_names_whichever_aud_comes_first(order: list[str]) -> None:
+    verdict = verifier().decide("api", cf_access_token=KEY.mint(app_claims([AUD[n] for n in order])))
+    assert verdict.allowed
+    assert verdict.source == "front"
+    assert verdict.policy == "front may call"
+    assert verdict.reason.endswith("(front)")
+
+
+def test_an_aud_naming_no_app_in_the_state_is_refused_and_unknown_tags_beside_a_known_one_are_ignored() -> None:
+    v = verifier()
+    unknown = v.decide("api", cf_access_token=KEY.mint(app_claims(["ff" * 32])))
+    assert "names no app in the state" in unknown.reason
+    mixed = v.decide("api", cf_access_token=KEY.mint(app_claims(["ff" * 32, AUD["front"]])))
+    assert mixed.allowed and mixed.source == "front"
+
+
+def test_the_same_aud_twice_is_one_source() -> None:
+    verdict = verifier().decide("api", cf_access_token=KEY.mint(app_claims([AUD["front"], AUD["front"]])))
+    assert verdict.allowed
+    assert verdict.reason.endswith("(front)")
+
+
+def test_a_policy_that_names_the_source_but_does_not_admit_it_is_named() -> None:
+    verdict = verifier().decide("reports", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert not verdict.allowed
+    assert verdict.policy == "front or batch, batch required"
+    assert "names front but does not admit it: a require rule is not met" in verdict.reason
+
+
+def test_a_policy_that_would_admit_but_sits_elsewhere_is_named_with_where_it_sits() -> None:
+    v = verifier()
+    elsewhere = v.decide("plain", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert not elsewhere.allowed
+    assert "attached to portal, not to plain" in elsewhere.reason or "attached to reports, not to plain" in elsewhere.reason
+    orphan = v.decide("plain", cf_access_token=KEY.mint(app_claims(AUD["intruder"])))
+    assert orphan.policy == "intruder (attached nowhere)"
+    assert "is attached to no app" in orphan.reason
+
+
+def test_a_target_that_is_not_self_hosted_grants_nothing() -> None:
+    verdict = verifier().decide("portal", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert not verdict.allowed
+    assert verdict.reason.startswith("portal is a saas app; only a self-hosted app can grant")
+
+
+def test_a_source_without_uid_cannot_be_named() -> None:
+    doc = handmade_export()
+    res = app_resource(doc, "front")
+    res["outputs"]["id"] = ciphertext_value = {"4dabf18193072939515e22adb298388d": "1", "ciphertext": "x"}
+    res["id"] = ciphertext_value
+    verdict = verifier(doc).decide("api", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert not verdict.allowed
+
+
+def test_a_saas_issuer_with_a_slash_or_no_client_id_is_no_saas_source() -> None:
+    v = verifier()
+    for iss in (f"{ISSUER}/cdn-cgi/access/sso/oidc/", f"{ISSUER}/cdn-cgi/access/sso/oidc/{PORTAL_CLIENT_ID}/x"):
+        token = KEY.mint(saas_claims(PORTAL_CLIENT_ID, iss=iss))
+        assert "is not the OIDC issuer of a SaaS app in the state" in v.decide("api", bearer=token).reason
+
+
+def test_a_saas_bearer_token_whose_aud_is_another_client_is_refused() -> None:
+    token = KEY.mint(saas_claims(PORTAL_CLIENT_ID, aud="someone-else"))
+    assert verifier().decide("api", bearer=token).reason == "the token's `aud` is not portal's client_id"
+    ok = KEY.mint(saas_claims(PORTAL_CLIENT_ID, aud=["x", PORTAL_CLIENT_ID]))
+    assert verifier().decide("api", bearer=ok).allowed
+
+
+def test_a_cf_access_token_of_the_org_type_is_refused() -> None:
+    verdict = verifier().decide("api", cf_access_token=KEY.mint(app_claims(AUD["front"], type="org")))
+    assert "`type` is 'org'" in verdict.reason
+
+
+# -- caches: size limits ----------------------------------------------------------------------------------
+def test_a_token_remembers_verdicts_for_at_most_32_targets() -> None:
+    entry = _cache.Entry(1e18, None, "k", {}, ())
+    cache = _cache.TokenCache(4)
+    for i in range(_cache.MAX_TARGETS_PER_TOKEN + 1):
+        cache.remember(entry, f"t{i}", object())  # type: ignore[arg-type]
+    assert len(entry.verdicts) == _cache.MAX_TARGETS_PER_TOKEN
+    assert f"t{_cache.MAX_TARGETS_PER_TOKEN - 1}" in entry.verdicts
+
+
+def test_the_token_cache_holds_at_most_its_size_dropping_the_oldest() -> None:
+    cache = _cache.TokenCache(2)
+    for token in ("a", "b", "c"):
+        cache.put(token, _cache.Entry(1e18, None, "k", {}, ()))
+    assert list(cache.entries) == ["b", "c"]
+    off = _cache.TokenCache(0)
+    off.put("a", _cache.Entry(1e18, None, "k", {}, ()))
+    assert len(off) == 0
+
+
+def test_dropping_keys_forgets_only_tokens_of_that_key_set_and_kid() -> None:
+    mine, other = object(), object()
+    cache = _cache.TokenCache(10)
+    cache.put("t1", _cache.Entry(1e18, mine, "k1", {}, ()))  # type: ignore[arg-type]
+    cache.put("t2", _cache.Entry(1e18, mine, "k2", {}, ()))  # type: ignore[arg-type]
+    cache.put("t3", _cache.Entry(1e18, other, "k1", {}, ()))  # type: ignore[arg-type]
+    cache.drop_keys(mine, frozenset({"k1"}))  # type: ignore[arg-type]
+    assert sorted(cache.entries) == ["t2", "t3"]
+
+
+def test_the_verifier_cache_size_bounds_cached_tokens() -> None:
+    v = verifier(cache_size=1)
+    first, second = (KEY.mint(app_claims(AUD["front"], jti=str(i))) for i in range(2))
+    v.decide("api", cf_access_token=first)
+    v.decide("api", cf_access_token=second)
+    assert v.cached("api", cf_access_token=first) is None
+    assert v.cached("api", cf_access_token=second) is not None
+
+
+def test_cached_answers_only_for_exactly_one_token() -> None:
+    v = verifier()
+    token = KEY.mint(app_claims(AUD["front"]))
+    v.decide("api", cf_access_token=token)
+    assert v.cached("api", cf_access_token=token, bearer=token) is None
+    assert v.cached("api") is None
+    assert v.cached("api", bearer=token) is None  # the two flows do not share a cache
+    assert v.cached("plain", cf_access_token=token) is None
+    v.clear_cache()
+    assert v.cached("api", cf_access_token=token) is None
+
+
+# -- bounded GETs: body caps -------------------------------------------------------------------------------
+def client_answering(body: bytes, status: int = 200) -> httpx.Client:
+    return httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(status, content=body)))
+
+
+def test_a_body_of_exactly_the_cap_is_read_and_one_byte_more_is_refused() -> None:
+    assert get("https://t/x", timeout=2, max_body=10, client=client_answering(b"0123456789")) == (200, b"0123456789")
+    with pytest.raises(FetchFailed, match="larger than 10 bytes"):
+        get("https://t/x", timeout=2, max_body=10, client=client_answering(b"0123456789A"))
+
+
+def test_the_key_fetch_cap_is_256_kib() -> None:
+    doc = json.dumps(jwks(KEY)).encode()
+    fits = doc[:-1] + b" " * (_keys.MAX_BODY - len(doc)) + b"}"
+    assert len(fits) == _keys.MAX_BODY
+    keys = KeySet("https://t/certs", client=client_answering(fits), clock=Clock())
+    assert keys.key(KEY.kid)
+    over = KeySet("https://t/certs", client=client_answering(fits + b" "), clock=Clock())
+    with pytest.raises(KeysUnavailable, match=f"larger than {_keys.MAX_BODY} bytes"):
+        over.key(KEY.kid)
+
+
+def test_a_key_fetch_answered_with_anything_but_200_json_keeps_no_keys() -> None:
+    for client, why in ((client_answering(json.dumps(jwks(KEY)).encode(), 201), "HTTP 201"),
+                        (client_answering(b"{nope"), "not JSON")):
+        keys = KeySet("https://t/certs", client=client, clock=Clock())
+        with pytest.raises(KeysUnavailable, match=why):
+            keys.key(KEY.kid)
+
+
+# -- userinfo: candidate count and body cap ---------------------------------------------------------------
+def saas_apps(count: int) -> list[App]:
+    return [App(name=f"s{i:02d}", type="saas", uid=f"00000000-0000-4000-8000-{i:012d}", client_id=f"c{i}")
+            for i in range(count)]
+
+
+def test_at_most_sixteen_userinfo_endpoints_are_asked() -> None:
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        return httpx.Response(401)
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    with pytest.raises(TokenRejected, match="the userinfo endpoint of no SaaS app the target trusts"):
+        _userinfo.ask("opaque", saas_apps(_userinfo.MAX_CANDIDATES), "https://t", client, 2)
+    assert len(asked) == _userinfo.MAX_CANDIDATES
+    with pytest.raises(TokenRejected, match="trusts 17 SaaS apps; at most 16"):
+        _userinfo.ask("opaque", saas_apps(_userinfo.MAX_CANDIDATES + 1), "https://t", client, 2)
+    assert len(asked) == _userinfo.MAX_CANDIDATES
+
+
+def test_a_userinfo_answer_over_64_kib_vouches_for_nothing() -> None:
+    body = json.dumps({"sub": "ann", "pad": ""}).encode()
+    fits = body[:-2] + b"x" * (_userinfo.MAX_BODY - len(body)) + b'"}'
+    assert len(fits) == _userinfo.MAX_BODY
+    app = saas_apps(1)
+    assert _userinfo.ask("t", app, "https://t", client_answering(fits), 2)[1]["sub"] == "ann"
+    with pytest.raises(TokenRejected, match=f"larger than {_userinfo.MAX_BODY} bytes"):
+        _userinfo.ask("t", app, "https://t", client_answering(fits[:-2] + b'x"}'), 2)
+
+
+@pytest.mark.parametrize(("status", "body", "why"), [(500, b"{}", "HTTP 500"), (200, b"nope", "not JSON"),
+                                                     (200, b'{"sub": ""}', "with a `sub`"),
+                                                     (200, b'["sub"]', "with a `sub`")])
+def test_a_userinfo_answer_that_is_not_an_acceptance_is_an_error_named(status: int, body: bytes, why: str) -> None:
+    with pytest.raises(TokenRejected, match=why):
+        _userinfo.ask("t", saas_apps(1), "https://t", client_answering(body, status), 2)
+
+
+def test_one_acceptance_beside_an_error_is_not_enough() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"sub": "ann"}) if "/c0/" in request.url.path else httpx.Response(502)
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    with pytest.raises(TokenRejected, match="s00 accepted it, but not every SaaS app the target trusts answered"):
+        _userinfo.ask("t", saas_apps(2), "https://t", client, 2)
+    with pytest.raises(TokenRejected, match="no SaaS app is named by a policy"):
+        _userinfo.ask("t", [], "https://t", client, 2)
+
+
+def test_an_online_verdict_lasts_the_userinfo_ttl_and_is_labelled() -> None:
+    clock = Clock(NOW)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"sub": "ann"}) if request.url.path.endswith("/userinfo") else \
+            httpx.Response(200, json=jwks(KEY))
+
+    doc = handmade_export()
+    v = Verifier(graph_from_export(doc), team_domain=TEAM, client=httpx.Client(transport=httpx.MockTransport(answer)),
+                 clock=clock, online_userinfo=True)
+    verdict = v.decide("api", bearer="opaque-token")
+    assert verdict.allowed and verdict.source == "portal"
+    assert _userinfo.LABEL in verdict.reason
+    clock.advance(_userinfo.USERINFO_TTL - 0.5)
+    assert v.cached("api", bearer="opaque-token") is not None
+    clock.advance(0.5)
+    assert v.cached("api", bearer="opaque-token") is None
+
+
+def test_userinfo_candidates_are_the_saas_apps_the_targets_policies_name() -> None:
+    graph = graph_from_export(handmade_export())
+    assert [a.name for a in _userinfo.candidates(graph, graph.apps["api"])] == ["portal"]
+    assert _userinfo.candidates(graph, graph.apps["reports"]) == []
+
+
+def test_an_app_without_an_aud_or_type_in_the_state_never_grants() -> None:
+    doc = handmade_export()
+    res = app_resource(doc, "api")
+    del res["outputs"]["type"]
+    del res["inputs"]["type"]
+    verdict = verifier(doc).decide("api", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert not verdict.allowed
+    assert "cannot read api in full" in verdict.reason
+
