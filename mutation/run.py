@@ -14,6 +14,9 @@ any other survivor is new, and the command exits 1.
 
 from __future__ import annotations
 
+import ast
+import difflib
+import functools
 import json
 import os
 import re
@@ -69,6 +72,28 @@ def known_survivors() -> dict[str, str]:
     return dict(re.findall(r"^- `([^`]+)`:\s*(.+)$", SURVIVORS.read_text("utf-8"), re.M))
 
 
+@functools.cache
+def _functions(module: str) -> dict[str, list[str]]:
+    """Function name -> source lines, of mutmut's copy of `module` (which holds each mutant as a function)."""
+    source = (ROOT / "mutants" / module).read_text("utf-8")
+    return {node.name: (ast.get_source_segment(source, node) or "").splitlines()
+            for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef)}
+
+
+def change(module: str, mutant: str) -> str:
+    """What `mutant` changes, as `old -> new` of the lines that differ."""
+    name = mutant.rsplit(".", 1)[-1]
+    functions = _functions(module)
+    orig, mutated = functions.get(name.rsplit("__mutmut_", 1)[0] + "__mutmut_orig"), functions.get(name)
+    if orig is None or mutated is None:
+        return "?"
+    lines = [line for line in difflib.unified_diff(orig[1:], mutated[1:], lineterm="", n=0)
+             if line[:1] in "+-" and line[:3] not in ("---", "+++")]
+    old = " / ".join(l[1:].strip() for l in lines if l[0] == "-")
+    new = " / ".join(l[1:].strip() for l in lines if l[0] == "+")
+    return f"{old}  ->  {new}"
+
+
 def mutmut(*args: str) -> int:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.call([sys.executable, "-m", "mutmut", *args], cwd=ROOT, env=env)
@@ -85,7 +110,7 @@ def report(modules: list[str]) -> int:
         alive = sorted(k for k, c in ran.items() if c not in KILLED)
         fresh = [k for k in alive if k not in known]
         new += [f"{k}  ({'no test runs it' if ran[k] in NO_TESTS else 'survived' if ran[k] in SURVIVED else f'exit {ran[k]}'})"
-                for k in fresh]
+                f"\n      {change(module, k)}" for k in fresh]
         score = f"{100 * killed / len(ran):.1f}%" if ran else "-"
         print(f"{module:<34} {len(codes):>7} {killed:>6} {len(alive) - len(fresh):>5} {len(fresh):>4} "
               f"{len(codes) - len(ran):>5} {score:>6}")

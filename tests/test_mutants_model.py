@@ -1,0 +1,241 @@
+"""Rules and paths decisions that mutation testing (`./dev mutate`) found no test defending: each test here fails
+on a mutant of linked_apps.model.rules or linked_apps.model.paths that survived the older tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from linked_apps.model.graph import App, Link, Policy, TrustGraph
+from linked_apps.model.paths import explain
+from linked_apps.model.rules import (
+    LINKED_APP_TOKEN,
+    NON_IDENTITY,
+    AppFacts,
+    LinkRef,
+    check_app_uid,
+    check_aud_tag,
+    check_links,
+    check_team_domain,
+    creation_order,
+    evaluate_linked_policy,
+    identity_problems,
+    is_loopback,
+    is_loopback_http,
+    redirect_uri_problem,
+    self_hosted_place_problem,
+)
+
+SH, SAAS = AppFacts("self_hosted"), AppFacts("saas")
+UID_A = "00000000-0000-4000-8000-00000000000a"
+UID_B = "00000000-0000-4000-8000-00000000000b"
+
+
+# -- redirect URIs and loopback -------------------------------------------------------------------------------
+@pytest.mark.parametrize("uris", [[], ()])
+def test_a_saas_app_needs_at_least_one_redirect_uri(uris: list[str]) -> None:
+    assert redirect_uri_problem(uris) == "give at least one `redirectUris` entry (the OIDC callback of the SaaS app)"
+    assert redirect_uri_problem(uris, "redirect_uris") == (
+        "give at least one `redirect_uris` entry (the OIDC callback of the SaaS app)")
+
+
+@pytest.mark.parametrize("uri", ["https://crm.example.com/cb", "http://localhost:8080/cb", "http://localhost/cb",
+                                 "http://127.0.0.1:3000/cb"])
+def test_https_or_plain_http_to_this_machine_is_a_redirect_uri(uri: str) -> None:
+    assert redirect_uri_problem([uri]) is None
+    assert redirect_uri_problem(["https://ok.example.com/cb", uri]) is None
+
+
+@pytest.mark.parametrize("uri", ["http://crm.example.com/cb", "ftp://x", "crm.example.com", "", "HTTPS://x", 5, None])
+def test_anything_else_is_not_a_redirect_uri_wherever_it_stands(uri: object) -> None:
+    assert redirect_uri_problem([uri]) == f"{uri!r} is not an absolute https:// redirect URI"  # type: ignore[list-item]
+    assert redirect_uri_problem(["https://ok.example.com/cb", uri]) is not None  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(("url", "local"), [("http://localhost:8080/x", True), ("http://127.0.0.1/x", True),
+                                            ("http://127.9.8.7:1/x", True), ("http://[::1]:5/x", True),
+                                            ("https://localhost/x", True), ("http://10.0.0.1/x", False),
+                                            ("http://localhost.evil.com/x", False), ("http://example.com", False),
+                                            ("http://[::2]/x", False), ("not a url", False), ("", False)])
+def test_loopback_is_this_machine_only(url: str, local: bool) -> None:
+    assert is_loopback(url) is local
+    assert is_loopback_http(url) is (local and url.startswith("http://"))
+
+
+def test_plain_http_is_never_loopback_http_elsewhere_and_https_never_is() -> None:
+    assert not is_loopback_http("https://127.0.0.1/x")
+    assert not is_loopback_http("http://192.168.1.1/x")
+
+
+def test_a_self_hosted_app_needs_a_domain_or_destinations() -> None:
+    assert self_hosted_place_problem(None, None) == "`domain` (e.g. payroll.acme.com) or `destinations`"
+    assert self_hosted_place_problem("", []) is not None
+    assert self_hosted_place_problem("pay.acme.com", None) is None
+    assert self_hosted_place_problem(None, [{"uri": "pay.acme.com"}]) is None
+
+
+# -- identities ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("value", "host"), [("acme.cloudflareaccess.com", "acme.cloudflareaccess.com"),
+                                             (" ACME.cloudflareaccess.com ", "acme.cloudflareaccess.com"),
+                                             ("a-1.b", "a-1.b")])
+def test_a_team_domain_is_a_bare_host(value: str, host: str) -> None:
+    assert check_team_domain(value) == host
+
+
+@pytest.mark.parametrize("value", ["https://acme.cloudflareaccess.com", "http://acme.cloudflareaccess.com",
+                                   "acme.cloudflareaccess.com/", "acme", "-acme.com", "acme-.com", "ac me.com", ""])
+def test_anything_but_a_bare_host_is_not_a_team_domain(value: str) -> None:
+    with pytest.raises(ValueError, match="not a team domain"):
+        check_team_domain(value)
+
+
+def test_an_app_uid_is_a_uuid_and_an_aud_tag_is_named_as_the_wrong_thing() -> None:
+    assert check_app_uid(" " + UID_A.upper() + " ") == UID_A
+    with pytest.raises(ValueError, match="this is an AUD tag"):
+        check_app_uid("ab" * 32)
+    with pytest.raises(ValueError, match="is not an app uid"):
+        check_app_uid("c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6")
+    assert check_aud_tag(" " + "AB" * 32) == "ab" * 32
+    for bad in ("ab" * 31, "ab" * 33, UID_A, "zz" * 32):
+        with pytest.raises(ValueError, match="is not an AUD tag"):
+            check_aud_tag(bad)
+
+
+def test_two_apps_with_one_identity_are_named_once_per_shared_identity() -> None:
+    found = identity_problems({"crm": [("uid", UID_A), ("name", "CRM")], "hr": [("uid", UID_A), ("uid", UID_A)],
+                               "pay": [("stack", "org/p/prod")], "ops": [("stack", "org/p/prod")],
+                               "solo": [("aud", "ab" * 32)]})
+    assert found == [f"apps 'crm' and 'hr' are one Cloudflare app (the same uid '{UID_A}'); declare it once",
+                     "apps 'pay' and 'ops' are one Cloudflare app (the same stack reference 'org/p/prod'); "
+                     "declare it once"]
+    assert identity_problems({"a": [("aud", "x")], "b": [("aud", "x")]}) == [
+        "apps 'a' and 'b' are one Cloudflare app (the same AUD tag 'x'); declare it once"]
+    assert identity_problems({"a": [("name", "x")], "b": [("name", "x")]})[0].endswith(
+        "(the same Cloudflare name 'x'); declare it once")
+
+
+# -- links: every violation names its apps ------------------------------------------------------------------
+@pytest.mark.parametrize(("edges", "cycle"), [
+    ([("a", "b"), ("b", "a")], ("a", "b")),
+    ([("a", "b"), ("b", "c"), ("c", "a")], ("a", "b", "c")),
+    ([("x", "a"), ("a", "b"), ("b", "c"), ("c", "b")], ("b", "c")),
+])
+def test_a_cycle_names_exactly_the_apps_on_it(edges: list[tuple[str, str]], cycle: tuple[str, ...]) -> None:
+    apps = {n: SH for e in edges for n in e}
+    found = [v for v in check_links(apps, [LinkRef(a, b) for a, b in edges]) if v.rule == "cycle"]
+    assert [v.apps for v in found] == [cycle]
+    assert " -> ".join((*cycle, cycle[0])) in found[0].message
+
+
+def test_two_separate_cycles_are_both_reported() -> None:
+    edges = [("a", "b"), ("b", "a"), ("c", "d"), ("d", "c")]
+    found = check_links({n: SH for n in "abcd"}, [LinkRef(a, b) for a, b in edges])
+    assert [(v.rule, v.apps) for v in found] == [("cycle", ("a", "b")), ("cycle", ("c", "d"))]
+
+
+def test_a_diamond_is_no_cycle() -> None:
+    edges = [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]
+    assert check_links({n: SH for n in "abcd"}, [LinkRef(a, b) for a, b in edges]) == []
+
+
+@pytest.mark.parametrize("facts", [{"a": SH, "b": SAAS}, {"a": SH, "b": AppFacts("self_hosted", managed=False)},
+                                   {"a": AppFacts("self_hosted", managed=False), "b": SH}])
+def test_a_loop_through_an_app_that_cannot_be_attached_to_here_is_no_cycle(facts: dict[str, AppFacts]) -> None:
+    found = check_links(facts, [LinkRef("a", "b"), LinkRef("b", "a")])
+    assert "cycle" not in [v.rule for v in found]
+
+
+def test_each_violation_names_the_apps_it_is_about() -> None:
+    facts = {"hr": SH, "mcp": SAAS, "kiosk": AppFacts("ssh"), "ext": AppFacts("self_hosted", managed=False)}
+    found = check_links(facts, [LinkRef("hr", "mcp"), LinkRef("hr", "ext"), LinkRef("kiosk", "hr"),
+                                LinkRef("hr", "hr"), LinkRef("hr", "nope", "links[4]"), LinkRef("kiosk", "hr")])
+    assert [(v.rule, v.apps) for v in found] == [
+        ("target-not-self-hosted", ("hr", "mcp")), ("target-not-managed", ("hr", "ext")),
+        ("source-cannot-send-token", ("kiosk", "hr")), ("self-link", ("hr",)), ("unknown-app", ("hr", "nope")),
+        ("duplicate-link", ("kiosk", "hr"))]
+    assert found[4].message.startswith("links[4]: link hr -> nope: `nope` is not declared")
+    assert "(first at link kiosk -> hr)" in found[5].message
+
+
+def test_a_saas_target_that_also_cannot_be_sent_from_is_reported_both_ways() -> None:
+    found = check_links({"k": AppFacts("ssh"), "m": SAAS}, [LinkRef("k", "m")])
+    assert [v.rule for v in found] == ["target-not-self-hosted", "source-cannot-send-token"]
+
+
+def test_an_unknown_name_gets_no_hint_when_nothing_is_close() -> None:
+    [v] = check_links({"payroll": SH}, [LinkRef("payroll", "zzzzzz")])
+    assert "did you mean" not in v.message
+
+
+def test_creation_order_is_by_name_among_apps_that_are_ready() -> None:
+    assert creation_order(["c", "b", "a"], []) == ["a", "b", "c"]
+    assert creation_order(["a", "b", "c", "z"], [("z", "a"), ("z", "a"), ("x", "a")]) == ["b", "c", "z", "a"]
+    assert creation_order(["b", "a", "a"], [("b", "a")]) == ["b", "a"]
+
+
+# -- policy evaluation ---------------------------------------------------------------------------------------
+def rule(uid: str) -> tuple[str, str | None]:
+    return (LINKED_APP_TOKEN, uid)
+
+
+@pytest.mark.parametrize(("include", "require", "exclude", "result"), [
+    ([rule(UID_B), rule(UID_A)], [], [], (True, "an include rule names the source app")),
+    ([rule(UID_A)], [rule(UID_A)], [], (True, "an include rule names the source app")),
+    ([rule(UID_A)], [rule(UID_A), rule(UID_B)], [], (False, "a require rule is not met (another app)")),
+    ([rule(UID_A)], [("email", "ann@acme.com")], [],
+     (False, "a require rule is not met (a email rule this verifier cannot evaluate)")),
+    ([rule(UID_A)], [], [rule(UID_B)], (True, "an include rule names the source app")),
+    ([rule(UID_A)], [], [rule(UID_A)], (False, "an exclude rule names the source app")),
+    ([rule(UID_A)], [], [("geo", "NL")], (False, "an exclude rule (geo) cannot be evaluated offline, so it is "
+                                                 "taken to match")),
+    ([("email", UID_A)], [], [], (False, "no include rule names the source app")),
+    ([], [], [], (False, "no include rule names the source app")),
+    ([(LINKED_APP_TOKEN, None)], [], [], (False, "no include rule names the source app")),
+])
+def test_a_linked_policy_is_judged_as_access_would(include: list, require: list, exclude: list,
+                                                   result: tuple[bool, str]) -> None:
+    assert evaluate_linked_policy(NON_IDENTITY, include, require, exclude, frozenset({UID_A})) == result
+
+
+@pytest.mark.parametrize("decision", ["allow", "bypass", "deny", "", "NON_IDENTITY"])
+def test_only_a_service_auth_policy_grants_through_a_linked_rule(decision: str) -> None:
+    assert evaluate_linked_policy(decision, [rule(UID_A)], [], [], frozenset({UID_A})) == (
+        False, f"decision is {decision!r}, and a linked_app_token rule grants only under 'non_identity'")
+
+
+# -- explain: a hop is judged as Access would ----------------------------------------------------------------
+def hop_graph(target_type: str) -> TrustGraph:
+    admits = Policy("p1", "hr may call", NON_IDENTITY, include=((LINKED_APP_TOKEN, UID_A),))
+    return TrustGraph([App("hr", "self_hosted", uid=UID_A), App("dst", target_type, uid=UID_B)],
+                      [Link("hr", "dst", "p1", "hr may call")], policies={"p1": admits},
+                      attachments={"dst": (("p1", 1),)})
+
+
+@pytest.mark.parametrize("target_type", ["saas", "ssh", "bookmark"])
+def test_a_hop_into_an_app_that_is_not_self_hosted_never_grants_whatever_its_policy_says(target_type: str) -> None:
+    [hop] = explain(hop_graph(target_type), "hr", "dst").hops
+    assert hop.grants is False
+    assert hop.reason == (f"`dst` is a {target_type} app; Cloudflare honours linked_app_token rules only on "
+                          "self-hosted apps")
+    assert hop.precedence == 1 and hop.policy is not None
+
+
+def test_a_hop_into_a_self_hosted_app_is_judged_by_its_policy() -> None:
+    [hop] = explain(hop_graph("self_hosted"), "hr", "dst").hops
+    assert (hop.grants, hop.reason, hop.precedence) == (True, "an include rule names the source app", 1)
+    assert hop.header == "Cf-Access-Token"
+
+
+def test_a_hop_from_a_source_without_uid_never_grants() -> None:
+    graph = hop_graph("self_hosted")
+    graph = TrustGraph([App("hr", "self_hosted"), graph.apps["dst"]], graph.links, policies=graph.policies,
+                       attachments=graph.attachments)
+    [hop] = explain(graph, "hr", "dst").hops
+    assert hop.grants is False
+
+
+def test_a_hop_whose_policy_is_attached_elsewhere_has_no_precedence() -> None:
+    graph = hop_graph("self_hosted")
+    graph = TrustGraph(graph.apps.values(), graph.links, policies=graph.policies,
+                       attachments={"dst": (("other", 1),)})
+    [hop] = explain(graph, "hr", "dst").hops
+    assert hop.precedence is None
