@@ -698,3 +698,248 @@ def test_an_app_without_an_aud_or_type_in_the_state_never_grants() -> None:
     assert not verdict.allowed
     assert "cannot read api in full" in verdict.reason
 
+
+
+def test_refresh_gives_up_after_its_timeout_when_another_fetch_holds_on() -> None:
+    import threading
+
+    client, _ = serving(jwks(KEY, OTHER), jwks(KEY))
+    keys = KeySet("https://t/certs", client=client, clock=Clock(), timeout=0.2)
+    keys.refresh()
+    inside, release = threading.Event(), threading.Event()
+    keys.on_change(lambda keyset, removed: (inside.set(), release.wait(5)))
+    holder = threading.Thread(target=keys.refresh)  # its fetch drops OTHER; the listener holds the fetch open
+    holder.start()
+    try:
+        assert inside.wait(5)
+        assert keys.refresh() is False
+    finally:
+        release.set()
+        holder.join(5)
+    assert keys.kids == frozenset({KEY.kid})
+
+
+@pytest.mark.parametrize("segment", ["YW!!!!Jj", "YW  Jj==", "YW\nJ", "Y.Jj"])
+def test_a_segment_with_characters_outside_base64url_is_refused_not_skipped(segment: str) -> None:
+    with pytest.raises(TokenRejected, match="the payload is not"):
+        _jws.b64url_decode(segment, "payload")
+
+
+@pytest.mark.parametrize("part", [0, 1, 2])
+def test_a_malformed_segment_is_named(part: int) -> None:
+    segments = KEY.mint(app_claims(AUD["front"])).split(".")
+    segments[part] = "A"  # one character: never base64
+    with pytest.raises(TokenRejected, match=f"the {('header', 'payload', 'signature')[part]} is not valid base64url"):
+        _jws.parse(".".join(segments))
+
+
+def slow_second_answer(first: Any, second: Any) -> tuple[httpx.Client, Any, Any]:
+    """A client answering `first` at once, then `second` only once `release` is set (or after 5 s)."""
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+    count: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        count.append(1)
+        if len(count) == 1:
+            return httpx.Response(200, json=first)
+        entered.set()
+        release.wait(5)
+        return httpx.Response(200, json=second)
+
+    return httpx.Client(transport=httpx.MockTransport(answer)), entered, release
+
+
+def test_a_caller_with_keys_too_old_to_use_waits_for_the_fetch_in_flight() -> None:
+    import threading
+
+    client, entered, release = slow_second_answer(jwks(KEY), jwks(KEY))
+    clock = Clock(1000.0)
+    keys = KeySet("https://t/certs", client=client, clock=clock, ttl=10, cooldown=0, max_stale=100, timeout=3)
+    keys.key(KEY.kid)
+    clock.advance(200)
+    holder = threading.Thread(target=keys.refresh)
+    holder.start()
+    try:
+        assert entered.wait(5)
+        threading.Timer(0.2, release.set).start()
+        assert keys.key(KEY.kid).public_numbers() == KEY.public.public_numbers()  # fresh keys, not a refusal
+    finally:
+        release.set()
+        holder.join(5)
+
+
+def test_an_unknown_kid_waits_for_the_fetch_in_flight_that_may_bring_it() -> None:
+    import threading
+
+    client, entered, release = slow_second_answer(jwks(KEY), jwks(KEY, OTHER))
+    keys = KeySet("https://t/certs", client=client, clock=Clock(1000.0), cooldown=0, timeout=3)
+    keys.key(KEY.kid)
+    holder = threading.Thread(target=keys.refresh)  # a rotation under way
+    holder.start()
+    try:
+        assert entered.wait(5)
+        threading.Timer(0.2, release.set).start()
+        assert keys.key(OTHER.kid).public_numbers() == OTHER.public.public_numbers()
+    finally:
+        release.set()
+        holder.join(5)
+
+
+# -- headers -----------------------------------------------------------------------------------------------
+from linked_apps.verifier._headers import NO_TOKEN_REASON, token_from_header_items, token_from_headers  # noqa: E402
+
+
+@pytest.mark.parametrize(("items", "read"), [
+    ([("Cf-Access-Token", " t1 ")], {"cf_access_token": "t1"}),
+    ([(b"CF-ACCESS-TOKEN", b"t1")], {"cf_access_token": "t1"}),
+    ([(" cf-access-token ", ["t1"])], {"cf_access_token": "t1"}),
+    ([("cf-access-token", bytearray(b"t1"))], {"cf_access_token": "t1"}),
+    ([("Authorization", "Bearer  t2 ")], {"bearer": "t2"}),
+    ([("authorization", "bEaReR t2")], {"bearer": "t2"}),
+    ([("authorization", "Bearer t2"), ("cf-access-token", "t1")], {"cf_access_token": "t1"}),
+    ([("authorization", ("Bearer t2", None))], {"bearer": "t2"}),
+    ([("x-other", "Bearer t2"), (5, "x"), ("cf-access-token", None), ("authorization", "Bearer t2")], {"bearer": "t2"}),
+])
+def test_the_token_is_read_from_its_header_in_any_case_and_spelling(items: list, read: dict[str, str]) -> None:
+    assert token_from_header_items(items) == (read, "")
+
+
+@pytest.mark.parametrize(("items", "reason"), [
+    ([], NO_TOKEN_REASON),
+    ([("authorization", "Basic dXNlcg==")], NO_TOKEN_REASON),
+    ([("authorization", "Bearer ")], NO_TOKEN_REASON),
+    ([("authorization", "Bearer")], NO_TOKEN_REASON),
+    ([("authorization", "")], NO_TOKEN_REASON),
+    ([("cf-access-token", 5)], "the cf-access-token header is int, not text"),
+    ([("Authorization", [b"Bearer a", 1.5])], "the authorization header is float, not text"),
+    ([("cf-access-token", "a"), ("CF-Access-Token", "a")], "the request carries 2 cf-access-token headers; send one"),
+    ([("authorization", ["Bearer a", "Bearer b", "Bearer c"])], "the request carries 3 authorization headers; send one"),
+])
+def test_no_token_a_token_of_another_type_or_a_repeated_one_is_a_deny_reason(items: list, reason: str) -> None:
+    assert token_from_header_items(items) == (None, reason)
+
+
+def test_a_repeated_header_other_than_the_token_headers_is_ignored() -> None:
+    assert token_from_header_items([("x", "1"), ("x", "2"), ("cf-access-token", "t")]) == ({"cf_access_token": "t"}, "")
+
+
+def test_token_from_headers_reads_lower_case_names_only() -> None:
+    assert token_from_headers({"cf-access-token": ""}) == {"cf_access_token": ""}
+    assert token_from_headers({"authorization": " Bearer x"}) == {"bearer": "x"}
+    assert token_from_headers({"Authorization": "Bearer x"}) is None
+    assert token_from_headers({}) is None
+
+
+# -- bounded GETs: encodings, workers ---------------------------------------------------------------------
+import gzip  # noqa: E402
+import threading  # noqa: E402
+import zlib  # noqa: E402
+
+from linked_apps.verifier import _http  # noqa: E402
+
+
+class Chunks(httpx.SyncByteStream):
+    """A body that arrives in pieces, as from a socket (the MockTransport then streams it, undecoded)."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = chunks
+
+    def __iter__(self) -> Any:
+        yield from self.chunks
+
+
+def streaming(body: bytes, encoding: str | None, *, pieces: int = 3) -> httpx.Client:
+    size = max(1, len(body) // pieces + 1)
+    chunks = [body[i:i + size] for i in range(0, len(body), size)] or [b""]
+    headers = {"content-encoding": encoding} if encoding is not None else {}
+    return httpx.Client(transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, headers=headers, stream=Chunks(*chunks))))
+
+
+@pytest.mark.parametrize(("encoding", "pack"), [("gzip", gzip.compress), ("x-gzip", gzip.compress),
+                                                ("deflate", zlib.compress), (" GZIP ", gzip.compress),
+                                                ("identity", bytes), ("", bytes), (None, bytes)])
+def test_a_compressed_body_is_inflated_up_to_exactly_the_cap(encoding: str | None, pack: Any) -> None:
+    cap = 5000
+    body = b"{" + b" " * (cap - 2) + b"}"
+    assert get("https://t/x", timeout=2, max_body=cap, client=streaming(pack(body), encoding)) == (200, body)
+    with pytest.raises(FetchFailed, match=f"larger than {cap} bytes"):
+        get("https://t/x", timeout=2, max_body=cap, client=streaming(pack(body + b" "), encoding))
+
+
+def test_one_small_chunk_that_inflates_past_the_cap_is_refused() -> None:
+    bomb = gzip.compress(b"\0" * 10_000_000)
+    with pytest.raises(FetchFailed, match="larger than 1000 bytes"):
+        get("https://t/x", timeout=2, max_body=1000, client=streaming(bomb, "gzip", pieces=1))
+
+
+@pytest.mark.parametrize(("encoding", "why"), [("br", "br-encoded"), ("compress", "compress-encoded"),
+                                               ("gzip, gzip", "gzip, gzip-encoded")])
+def test_an_encoding_this_client_does_not_read_is_refused(encoding: str, why: str) -> None:
+    with pytest.raises(FetchFailed, match=why):
+        get("https://t/x", timeout=2, max_body=100, client=streaming(b"{}", encoding))
+
+
+def test_a_corrupt_compressed_body_is_named() -> None:
+    with pytest.raises(FetchFailed, match="the compressed answer is corrupt"):
+        get("https://t/x", timeout=2, max_body=100, client=streaming(b"not gzip at all", "gzip"))
+
+
+@pytest.mark.parametrize(("error", "why"), [(httpx.ConnectError("refused"), "cannot connect"),
+                                            (httpx.ReadTimeout("slow"), "timed out"),
+                                            (RuntimeError(""), "RuntimeError"), (RuntimeError("boom"), "boom")])
+def test_a_failed_fetch_says_why_in_a_few_words(error: Exception, why: str) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    with pytest.raises(FetchFailed, match=f"^{why}$"):
+        get("https://t/x", timeout=2, max_body=100, client=httpx.Client(transport=httpx.MockTransport(fail)))
+
+
+def test_the_status_and_the_headers_asked_for_are_passed_through() -> None:
+    seen: dict[str, str] = {}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.update(request.headers)
+        return httpx.Response(404, content=b"gone")
+
+    assert get("https://t/x", timeout=2, max_body=100, headers={"accept": "application/json"},
+               client=httpx.Client(transport=httpx.MockTransport(answer))) == (404, b"gone")
+    assert seen["accept"] == "application/json" and seen["accept-encoding"] == "identity"
+
+
+def test_at_most_eight_fetches_run_at_once_and_a_ninth_fails_at_once() -> None:
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        entered.release()
+        release.wait(10)
+        return httpx.Response(200, content=b"{}")
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    answers: list[tuple[int, bytes]] = []
+    callers = [threading.Thread(target=lambda: answers.append(get("https://t/x", timeout=10, max_body=10,
+                                                                  client=client)))
+               for _ in range(_http.MAX_WORKERS)]
+    try:
+        for caller in callers:
+            caller.start()
+        for _ in callers:
+            assert entered.acquire(timeout=10)
+        with pytest.raises(FetchFailed, match="8 fetches are still running"):
+            get("https://t/x", timeout=10, max_body=10, client=client)
+    finally:
+        release.set()
+        for caller in callers:
+            caller.join(10)
+    assert answers == [(200, b"{}")] * _http.MAX_WORKERS
+    assert get("https://t/x", timeout=2, max_body=10, client=client) == (200, b"{}")
+
+
+def test_only_a_loopback_fetch_ignores_the_proxy_environment() -> None:
+    assert _http.client_for("http://127.0.0.1:1/certs").trust_env is False
+    assert _http.client_for("http://localhost/certs") is _http.client_for("http://127.0.0.1:1/certs")
+    assert _http.client_for("https://acme.cloudflareaccess.com/certs").trust_env is True
