@@ -10,6 +10,7 @@ shapes, CLOUDFLARE.md).
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import httpx
@@ -701,8 +702,6 @@ def test_an_app_without_an_aud_or_type_in_the_state_never_grants() -> None:
 
 
 def test_refresh_gives_up_after_its_timeout_when_another_fetch_holds_on() -> None:
-    import threading
-
     client, _ = serving(jwks(KEY, OTHER), jwks(KEY))
     keys = KeySet("https://t/certs", client=client, clock=Clock(), timeout=0.2)
     keys.refresh()
@@ -733,10 +732,9 @@ def test_a_malformed_segment_is_named(part: int) -> None:
         _jws.parse(".".join(segments))
 
 
-def slow_second_answer(first: Any, second: Any) -> tuple[httpx.Client, Any, Any]:
-    """A client answering `first` at once, then `second` only once `release` is set (or after 5 s)."""
-    import threading
-
+def slow_second_answer(first: Any, second: Any) -> tuple[httpx.Client, Any, Any, list[int]]:
+    """A client answering `first` at once, then `second` only once `release` is set (or after 5 s); the list
+    counts requests."""
     entered, release = threading.Event(), threading.Event()
     count: list[int] = []
 
@@ -748,13 +746,11 @@ def slow_second_answer(first: Any, second: Any) -> tuple[httpx.Client, Any, Any]
         release.wait(5)
         return httpx.Response(200, json=second)
 
-    return httpx.Client(transport=httpx.MockTransport(answer)), entered, release
+    return httpx.Client(transport=httpx.MockTransport(answer)), entered, release, count
 
 
 def test_a_caller_with_keys_too_old_to_use_waits_for_the_fetch_in_flight() -> None:
-    import threading
-
-    client, entered, release = slow_second_answer(jwks(KEY), jwks(KEY))
+    client, entered, release, _ = slow_second_answer(jwks(KEY), jwks(KEY))
     clock = Clock(1000.0)
     keys = KeySet("https://t/certs", client=client, clock=clock, ttl=10, cooldown=0, max_stale=100, timeout=3)
     keys.key(KEY.kid)
@@ -770,21 +766,29 @@ def test_a_caller_with_keys_too_old_to_use_waits_for_the_fetch_in_flight() -> No
         holder.join(5)
 
 
-def test_an_unknown_kid_waits_for_the_fetch_in_flight_that_may_bring_it() -> None:
-    import threading
-
-    client, entered, release = slow_second_answer(jwks(KEY), jwks(KEY, OTHER))
-    keys = KeySet("https://t/certs", client=client, clock=Clock(1000.0), cooldown=0, timeout=3)
+@pytest.mark.parametrize("due", [False, True])
+@pytest.mark.parametrize("brings_it", [True, False])
+def test_an_unknown_kid_waits_for_the_fetch_in_flight_that_may_bring_it(due: bool, brings_it: bool) -> None:
+    client, entered, release, requests = slow_second_answer(jwks(KEY), jwks(KEY, OTHER) if brings_it else jwks(KEY))
+    clock = Clock(1000.0)
+    keys = KeySet("https://t/certs", client=client, clock=clock, ttl=60, cooldown=0, timeout=3)
     keys.key(KEY.kid)
+    if due:
+        clock.advance(61)  # past the TTL, far from max_stale: a caller does not wait for a TTL refresh
     holder = threading.Thread(target=keys.refresh)  # a rotation under way
     holder.start()
     try:
         assert entered.wait(5)
         threading.Timer(0.2, release.set).start()
-        assert keys.key(OTHER.kid).public_numbers() == OTHER.public.public_numbers()
+        if brings_it:
+            assert keys.key(OTHER.kid).public_numbers() == OTHER.public.public_numbers()
+        else:
+            with pytest.raises(KeysUnavailable, match="no key with kid 'mutants-other'"):
+                keys.key(OTHER.kid)
     finally:
         release.set()
         holder.join(5)
+    assert len(requests) == 2  # the caller used the fetch it waited for, and fetched nothing itself
 
 
 # -- headers -----------------------------------------------------------------------------------------------
@@ -834,7 +838,6 @@ def test_token_from_headers_reads_lower_case_names_only() -> None:
 
 # -- bounded GETs: encodings, workers ---------------------------------------------------------------------
 import gzip  # noqa: E402
-import threading  # noqa: E402
 import zlib  # noqa: E402
 
 from linked_apps.verifier import _http  # noqa: E402
@@ -943,3 +946,12 @@ def test_only_a_loopback_fetch_ignores_the_proxy_environment() -> None:
     assert _http.client_for("http://127.0.0.1:1/certs").trust_env is False
     assert _http.client_for("http://localhost/certs") is _http.client_for("http://127.0.0.1:1/certs")
     assert _http.client_for("https://acme.cloudflareaccess.com/certs").trust_env is True
+
+
+@pytest.mark.parametrize(("length", "shown"), [(64, "k" * 64), (65, "k" * 64 + "...")])
+def test_an_unknown_kid_is_shown_up_to_64_characters(length: int, shown: str) -> None:
+    client, _ = serving(jwks(KEY))
+    keys = KeySet("https://t/certs", client=client, clock=Clock())
+    with pytest.raises(KeysUnavailable) as caught:
+        keys.key("k" * length)
+    assert f"no key with kid {shown!r} at https://t/certs (the key set has 1 key(s)" in str(caught.value)
