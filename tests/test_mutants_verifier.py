@@ -955,3 +955,93 @@ def test_an_unknown_kid_is_shown_up_to_64_characters(length: int, shown: str) ->
     with pytest.raises(KeysUnavailable) as caught:
         keys.key("k" * length)
     assert f"no key with kid {shown!r} at https://t/certs (the key set has 1 key(s)" in str(caught.value)
+
+
+# -- the verifier's own choices ----------------------------------------------------------------------------
+from linked_apps.errors import ConfigError  # noqa: E402
+
+
+@pytest.mark.parametrize("team", [TEAM, f"https://{TEAM}", f"https://{TEAM}/", f" {TEAM.upper()} "])
+def test_a_pasted_issuer_is_forgiven_as_a_team_domain(team: str) -> None:
+    v = Verifier(graph_from_export(handmade_export()), team_domain=team)
+    assert v.issuer == ISSUER
+    assert v.access_url == ISSUER
+    assert v.certs.url == f"{ISSUER}/cdn-cgi/access/certs"
+
+
+@pytest.mark.parametrize("team", ["http://acme.cloudflareaccess.com", "acme", "acme.com/x"])
+def test_a_team_domain_that_is_not_a_host_is_a_config_error(team: str) -> None:
+    with pytest.raises(ConfigError, match="is not a host name"):
+        Verifier(graph_from_export(handmade_export()), team_domain=team)
+
+
+def test_the_team_domain_comes_from_the_state_when_not_given() -> None:
+    assert Verifier(graph_from_export(handmade_export())).issuer == ISSUER
+
+
+@pytest.mark.parametrize(("url", "ok"), [("https://mirror.example.com/", True), ("http://127.0.0.1:9/", True),
+                                         ("http://localhost:9", True), ("http://mirror.example.com", False),
+                                         ("ftp://127.0.0.1", False)])
+def test_keys_come_over_https_or_plain_http_from_this_machine_only(url: str, ok: bool) -> None:
+    if ok:
+        v = Verifier(graph_from_export(handmade_export()), access_url=url)
+        assert v.access_url == url.rstrip("/")
+        assert v.certs.url == url.rstrip("/") + "/cdn-cgi/access/certs"
+        assert v.issuer == ISSUER  # the issuer stays the team domain
+    else:
+        with pytest.raises(ConfigError, match="must start with https://"):
+            Verifier(graph_from_export(handmade_export()), access_url=url)
+
+
+def test_headers_that_cannot_be_read_are_a_deny() -> None:
+    class Broken(dict):
+        def items(self) -> Any:
+            raise RuntimeError("no")
+
+    verdict = verifier().decide_headers("api", Broken())
+    assert not verdict.allowed
+    assert verdict.reason == "the headers cannot be read (RuntimeError); failing closed"
+
+
+def test_decide_headers_gives_the_flow_its_token_came_in() -> None:
+    v = verifier()
+    token = KEY.mint(app_claims(AUD["front"]))
+    assert v.decide_headers("api", {"Cf-Access-Token": token}).allowed
+    bearer = KEY.mint(saas_claims(PORTAL_CLIENT_ID))
+    assert v.decide_headers("api", {"authorization": f"Bearer {bearer}"}).allowed
+    none = v.decide_headers("api", {})
+    assert (none.allowed, none.reason, none.flow) == (False, NO_TOKEN_REASON, None)
+
+
+@pytest.mark.parametrize("tokens", [{}, {"cf_access_token": "a", "bearer": "b"}])
+def test_exactly_one_token_is_decided(tokens: dict[str, str]) -> None:
+    verdict = verifier().decide("api", **tokens)
+    assert verdict.reason == "give exactly one token: Cf-Access-Token or Authorization: Bearer"
+
+
+def test_an_internal_error_is_a_deny_naming_its_type() -> None:
+    v = verifier()
+    v.graph = None  # type: ignore[assignment]
+    verdict = v.decide("api", cf_access_token="a.b.c")
+    assert verdict.reason == "internal error while verifying (AttributeError); failing closed"
+
+
+def test_a_token_that_is_not_a_string_is_malformed() -> None:
+    verdict = verifier().decide("api", cf_access_token=b"a.b.c")  # type: ignore[arg-type]
+    assert verdict.reason == "malformed token: not a string"
+    assert verifier().cached("api", cf_access_token=b"a.b.c") is None  # type: ignore[arg-type]
+
+
+def test_each_flow_checks_its_own_issuer_and_type() -> None:
+    v = verifier()
+    saas_as_cf = KEY.mint(saas_claims(PORTAL_CLIENT_ID, aud=AUD["front"]))
+    assert "issuer" in v.decide("api", cf_access_token=saas_as_cf).reason
+    app_as_bearer = KEY.mint(app_claims(AUD["front"]))
+    assert "is not the OIDC issuer of a SaaS app" in v.decide("api", bearer=app_as_bearer).reason
+    typeless = KEY.mint(saas_claims(PORTAL_CLIENT_ID, type="org"))
+    assert v.decide("api", bearer=typeless).allowed  # SaaS ID tokens carry no `type` to check
+
+
+def test_an_unknown_target_is_a_deny_naming_it() -> None:
+    verdict = verifier().decide("nope", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert not verdict.allowed and "nope" in verdict.reason and verdict.target is None
