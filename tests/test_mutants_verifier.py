@@ -1045,3 +1045,103 @@ def test_each_flow_checks_its_own_issuer_and_type() -> None:
 def test_an_unknown_target_is_a_deny_naming_it() -> None:
     verdict = verifier().decide("nope", cf_access_token=KEY.mint(app_claims(AUD["front"])))
     assert not verdict.allowed and "nope" in verdict.reason and verdict.target is None
+
+
+# -- the decision: what the target's trust must be read in full for ----------------------------------------
+def policy_outputs(doc: dict[str, Any], pid: str) -> dict[str, Any]:
+    return app_resource(doc, pid)["outputs"]
+
+
+@pytest.mark.parametrize(("decision", "blocks"), [("allow", False), ("deny", False), ("bypass", False),
+                                                  ("non_identity", True)])
+def test_an_unreadable_policy_blocks_only_when_it_could_bear_on_service_auth(decision: str, blocks: bool) -> None:
+    doc = handmade_export()
+    policy = policy_outputs(doc, "p-excl")
+    policy["decision"] = decision
+    policy["requires"] = [{"fooBar": {}}]  # unknown selector: unreadable
+    verdict = verifier(doc).decide("api", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert verdict.allowed is not blocks
+    if blocks:
+        assert verdict.reason == ("cannot read policy 'batch but not intruder' attached to api: deployment."
+                                  "resources[2].outputs.requires[0]: unknown selector `fooBar` in require; the "
+                                  "verifier grants only on trust it read in full")
+
+
+def test_a_policy_with_an_unknown_decision_blocks_even_if_it_reads_otherwise() -> None:
+    doc = handmade_export()
+    policy_outputs(doc, "p-excl")["decision"] = "audit"
+    verdict = verifier(doc).decide("api", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert not verdict.allowed
+    assert verdict.reason.startswith("cannot read policy 'batch but not intruder' attached to api:")
+
+
+def test_a_target_with_several_problems_names_the_first_and_counts_the_rest() -> None:
+    doc = handmade_export()
+    api = app_resource(doc, "api")["outputs"]
+    api["policies"][1] = "p-excl"
+    api["policies"][2] = 7
+    verdict = verifier(doc).decide("api", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert not verdict.allowed
+    assert " (and 1 more); the verifier grants only on trust it read in full" in verdict.reason
+    assert verdict.reason.startswith("cannot read api in full: ")
+    api["policies"][2] = {"id": "p-excl", "precedence": 3}
+    one = verifier(doc).decide("api", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert "more)" not in one.reason
+
+
+def test_a_self_hosted_app_with_a_client_id_is_no_saas_source() -> None:
+    doc = handmade_export()
+    app_resource(doc, "plain")["outputs"]["saasApp"] = {"clientId": "plain-client"}
+    token = KEY.mint(saas_claims("plain-client"))
+    assert "is not the OIDC issuer of a SaaS app in the state" in verifier(doc).decide("api", bearer=token).reason
+
+
+def test_a_client_id_two_apps_share_names_no_sender() -> None:
+    doc = handmade_export()
+    res = app_resource(doc, "plain")["outputs"]
+    res.update(type="saas", saasApp={"clientId": PORTAL_CLIENT_ID})
+    verdict = verifier(doc).decide("api", bearer=KEY.mint(saas_claims(PORTAL_CLIENT_ID)))
+    assert not verdict.allowed
+    assert f"the client_id {PORTAL_CLIENT_ID!r} belongs to 2 apps in the state (plain, portal)" in verdict.reason
+
+
+def test_an_aud_two_apps_share_names_both_apps() -> None:
+    doc = handmade_export()
+    app_resource(doc, "plain")["outputs"]["aud"] = AUD["front"]
+    verdict = verifier(doc).decide("api", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert not verdict.allowed
+    assert f"the AUD tag {AUD['front'][:16]}... belongs to 2 apps in the state (front, plain)" in verdict.reason
+
+
+def test_no_policy_naming_the_source_anywhere_is_said_so() -> None:
+    verdict = verifier().decide("api", cf_access_token=KEY.mint(app_claims(AUD["plain"])))
+    assert verdict.reason == "no policy attached to api has a linked_app_token rule for plain"
+    assert verdict.source == "plain" and verdict.policy is None
+
+
+def test_a_policy_naming_the_source_only_in_require_or_exclude_does_not_count_as_naming_it_elsewhere() -> None:
+    doc = handmade_export()
+    policy_outputs(doc, "p-orphan")["includes"] = [{"everyone": {}}]
+    policy_outputs(doc, "p-orphan")["excludes"] = [{"linkedAppToken": {"appUid": UID["plain"]}}]
+    verdict = verifier(doc).decide("api", cf_access_token=KEY.mint(app_claims(AUD["plain"])))
+    assert verdict.reason == "no policy attached to api has a linked_app_token rule for plain"
+
+
+def test_an_unattached_policy_is_named_before_one_attached_elsewhere() -> None:
+    doc = handmade_export()
+    policy_outputs(doc, "p-orphan")["includes"].append({"linkedAppToken": {"appUid": UID["front"]}})
+    verdict = verifier(doc).decide("plain", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert verdict.policy == "intruder (attached nowhere)"
+    assert verdict.reason == ("policy 'intruder (attached nowhere)' names front but is attached to no app; a policy "
+                              "grants only through the app's policies list")
+
+
+def test_the_first_policy_that_names_the_source_but_refuses_it_is_the_one_named() -> None:
+    doc = handmade_export()
+    api = app_resource(doc, "api")["outputs"]
+    api["policies"] = [{"id": "p-req", "precedence": 1}, {"id": "p-excl", "precedence": 2}]
+    verdict = verifier(doc).decide("api", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert verdict.policy == "front or batch, batch required"
+    intruder = verifier(doc).decide("api", cf_access_token=KEY.mint(app_claims(AUD["intruder"])))
+    assert intruder.policy == "batch but not intruder"
+    assert "names intruder but does not admit it: an exclude rule names the source app" in intruder.reason
