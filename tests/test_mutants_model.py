@@ -239,3 +239,80 @@ def test_a_hop_whose_policy_is_attached_elsewhere_has_no_precedence() -> None:
                        attachments={"dst": (("other", 1),)})
     [hop] = explain(graph, "hr", "dst").hops
     assert hop.precedence is None
+
+
+# -- names a person must read ----------------------------------------------------------------------------------
+from linked_apps.model.rules import (  # noqa: E402
+    app_name_problem,
+    linked_policy_name,
+    look_alike_problems,
+    policy_attachments,
+    printable,
+    shown,
+)
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("hr\u200bportal", "app name 'hr\\u200bportal' holds U+200B (ZERO WIDTH SPACE), an invisible format character "
+                       "(bidi or zero-width); names must be printable text that reads as what it is: remove the "
+                       "character"),
+    ("hr\nportal", "app name 'hr\\nportal' holds U+000A, a control character; names must be printable text that "
+                   "reads as what it is: remove the character"),
+    ("hr\ud800", "app name 'hr\\ud800' holds U+D800, a lone surrogate; names must be printable text that reads as "
+                 "what it is: remove the character"),
+    ("hr\u3164", "app name 'hr\\u3164' holds U+3164 (HANGUL FILLER), an invisible or blank character; names must be "
+                 "printable text that reads as what it is: remove the character"),
+    ("hr\u00a0x", "app name 'hr\\xa0x' holds U+00A0 (NO-BREAK SPACE), a space other than U+0020; names must be "
+                  "printable text that reads as what it is: remove the character"),
+    ("hr\U000e0100", "app name 'hr\\U000e0100' holds U+E0100 (VARIATION SELECTOR-17), an invisible or blank "
+                     "character; names must be printable text that reads as what it is: remove the character"),
+    ("\ue000", "app name '\\ue000' holds U+E000, a private-use character; names must be printable text that reads "
+               "as what it is: remove the character"),
+    ("a\u2028", "app name 'a\\u2028' holds U+2028 (LINE SEPARATOR), a line separator; names must be printable text "
+                "that reads as what it is: remove the character"),
+    ("a\u2029", "app name 'a\\u2029' holds U+2029 (PARAGRAPH SEPARATOR), a paragraph separator; names must be "
+                "printable text that reads as what it is: remove the character"),
+    ("a\U000effff", "app name 'a\\U000effff' holds U+EFFFF, an unassigned code point; names must be printable text "
+                    "that reads as what it is: remove the character"),
+    (" hr", "app name ' hr' must be non-empty with no surrounding spaces (it is the Cloudflare name)"),
+    ("hr ", "app name 'hr ' must be non-empty with no surrounding spaces (it is the Cloudflare name)"),
+    ("", "app name '' must be non-empty with no surrounding spaces (it is the Cloudflare name)"),
+    ("   ", "app name '   ' must be non-empty with no surrounding spaces (it is the Cloudflare name)"),
+])
+def test_a_name_that_does_not_read_as_what_it_is_is_refused_naming_the_character(name: str, problem: str) -> None:
+    assert app_name_problem(name) == problem
+
+
+@pytest.mark.parametrize("name", ["hr portal", "a", "x\u0301", "\u1160x"[1:], "café", "給与"])
+def test_a_name_that_reads_as_itself_passes(name: str) -> None:
+    assert app_name_problem(name) is None
+
+
+@pytest.mark.parametrize(("text", "out"), [("tab\there", "tab\\u0009here"), ("nbsp\u00a0", "nbsp\\u00a0"),
+                                           ("ok ünï", "ok ünï"), ("\u3164", "\\u3164"), ("\U000e0100", "\\U000e0100"),
+                                           ("\U0001f600", "\U0001f600"), ("a b", "a b")])
+def test_printable_escapes_exactly_what_cannot_be_read(text: str, out: str) -> None:
+    assert printable(text) == out
+
+
+def test_look_alikes_are_named_in_pairs_with_the_first_seen_first() -> None:
+    names = ["paypal", "p\u0430yp\u0430l", "corn", "com", "unique", "p\u0430ypal"]
+    assert look_alike_problems(names) == [
+        "app names 'paypal' and 'p\\u0430yp\\u0430l' look alike (the same Unicode TR39 skeleton), so a reviewer "
+        "cannot tell them apart; rename one",
+        "app names 'corn' and 'com' look alike (the same Unicode TR39 skeleton), so a reviewer cannot tell them "
+        "apart; rename one",
+        "app names 'paypal' and 'p\\u0430ypal' look alike (the same Unicode TR39 skeleton), so a reviewer cannot "
+        "tell them apart; rename one"]
+    assert look_alike_problems(["a", "a"]) == []
+
+
+def test_shown_quotes_in_ascii_and_the_linked_policy_is_named_for_its_source() -> None:
+    assert shown("hr-p\u043ertal") == "'hr-p\\u043ertal'"
+    assert linked_policy_name("hr") == "Linked app token: hr"
+
+
+def test_policy_attachments_keep_deploy_time_values_by_identity() -> None:
+    first, second = object(), object()
+    assert policy_attachments([first], [second, first]) == [{"id": first, "precedence": 1},
+                                                            {"id": second, "precedence": 2}]
