@@ -744,7 +744,7 @@ def slow_second_answer(first: Any, second: Any) -> tuple[httpx.Client, Any, Any,
             return httpx.Response(200, json=first)
         entered.set()
         release.wait(5)
-        return httpx.Response(200, json=second)
+        return httpx.Response(second) if isinstance(second, int) else httpx.Response(200, json=second)
 
     return httpx.Client(transport=httpx.MockTransport(answer)), entered, release, count
 
@@ -767,9 +767,11 @@ def test_a_caller_with_keys_too_old_to_use_waits_for_the_fetch_in_flight() -> No
 
 
 @pytest.mark.parametrize("due", [False, True])
-@pytest.mark.parametrize("brings_it", [True, False])
-def test_an_unknown_kid_waits_for_the_fetch_in_flight_that_may_bring_it(due: bool, brings_it: bool) -> None:
-    client, entered, release, requests = slow_second_answer(jwks(KEY), jwks(KEY, OTHER) if brings_it else jwks(KEY))
+@pytest.mark.parametrize("answer", ["brings it", "does not", "fails"])
+def test_an_unknown_kid_waits_for_the_fetch_in_flight_that_may_bring_it(due: bool, answer: str) -> None:
+    brings_it = answer == "brings it"
+    second = jwks(KEY, OTHER) if brings_it else jwks(KEY) if answer == "does not" else 503
+    client, entered, release, requests = slow_second_answer(jwks(KEY), second)
     clock = Clock(1000.0)
     keys = KeySet("https://t/certs", client=client, clock=clock, ttl=60, cooldown=0, timeout=3)
     keys.key(KEY.kid)
@@ -1145,3 +1147,27 @@ def test_the_first_policy_that_names_the_source_but_refuses_it_is_the_one_named(
     intruder = verifier(doc).decide("api", cf_access_token=KEY.mint(app_claims(AUD["intruder"])))
     assert intruder.policy == "batch but not intruder"
     assert "names intruder but does not admit it: an exclude rule names the source app" in intruder.reason
+
+
+def test_the_key_fetch_asks_for_json() -> None:
+    seen: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("accept"))
+        return httpx.Response(200, json=jwks(KEY))
+
+    KeySet("https://t/certs", client=httpx.Client(transport=httpx.MockTransport(answer)), clock=Clock()).key(KEY.kid)
+    assert seen == ["application/json"]
+
+
+@pytest.mark.parametrize(("option", "message"), [({"cache_size": 2.0}, "cache_size must be an integer, not float"),
+                                                 ({"cache_size": True}, "cache_size must be an integer, not bool"),
+                                                 ({"leeway": "1"}, "leeway must be a number, not str"),
+                                                 ({"key_ttl": None}, "key_ttl must be a number, not NoneType"),
+                                                 ({"leeway": 301}, "leeway must be between 0 and 300, not 301")])
+def test_an_option_of_the_wrong_kind_is_named_with_what_it_must_be(option: dict[str, Any], message: str) -> None:
+    from linked_apps.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        verifier(**option)
+    assert message in str(caught.value)
