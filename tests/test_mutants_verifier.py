@@ -1171,3 +1171,56 @@ def test_an_option_of_the_wrong_kind_is_named_with_what_it_must_be(option: dict[
     with pytest.raises(ConfigError) as caught:
         verifier(**option)
     assert message in str(caught.value)
+
+
+# -- grant(), directly ------------------------------------------------------------------------------------
+from linked_apps.model.graph import TrustGraph  # noqa: E402
+from linked_apps.verifier._decide import grant, sources_by_aud  # noqa: E402
+
+
+def handmade_graph() -> TrustGraph:
+    return graph_from_export(handmade_export())
+
+
+def test_sources_without_uid_are_refused_naming_them_all() -> None:
+    graph = handmade_graph()
+    result = grant(graph, graph.apps["api"], [App("a", "self_hosted"), App("b", "self_hosted")])
+    assert (result.allowed, result.reason, result.source, result.policy) == (
+        False, "a, b has no uid in the state, so no linked_app_token rule can name it", "a", None)
+    nobody = grant(graph, graph.apps["api"], [])
+    assert (nobody.allowed, nobody.reason, nobody.source) == (
+        False, "? has no uid in the state, so no linked_app_token rule can name it", None)
+
+
+def test_every_refusal_is_false_and_names_the_first_source() -> None:
+    graph = handmade_graph()
+    front, intruder = graph.apps["front"], graph.apps["intruder"]
+    saas = grant(graph, graph.apps["portal"], [front, intruder])
+    assert (saas.allowed, saas.source) == (False, "front")
+    assert saas.reason == ("portal is a saas app; only a self-hosted app can grant access through a "
+                           "linked_app_token rule")
+    named = grant(graph, graph.apps["reports"], [front])
+    assert named.allowed is False and named.source == "front"
+    none = grant(graph, graph.apps["plain"], [graph.apps["plain"], front])
+    assert none.allowed is False and none.source == "plain"
+    assert none.reason == ("policy 'front or batch, batch required' names plain, front but is attached to reports, "
+                           "not to plain; a policy grants only through the app's policies list")
+
+
+def test_an_unreadable_target_refuses_with_false_naming_the_first_source() -> None:
+    doc = handmade_export()
+    app_resource(doc, "api")["outputs"]["policies"][0] = "inline?"
+    graph = graph_from_export(doc)
+    result = grant(graph, graph.apps["api"], [graph.apps["front"], graph.apps["batch"]])
+    assert (result.allowed, result.source) == (False, "front")
+    assert result.reason.endswith("; the verifier grants only on trust it read in full")
+
+
+def test_an_aud_shared_by_many_apps_names_ten_of_them() -> None:
+    apps = [App(f"app{i:02d}", "self_hosted", uid=f"00000000-0000-4000-8000-{i:012d}", aud="ab" * 32)
+            for i in range(11)]
+    with pytest.raises(TokenRejected) as caught:
+        sources_by_aud(TrustGraph(apps, []), ["ab" * 32])
+    names = ", ".join(f"app{i:02d}" for i in range(10))
+    assert str(caught.value) == (f"the AUD tag {'ab' * 8}... belongs to 11 apps in the state ({names}), so which app "
+                                 "the token was issued for is ambiguous; fix the state")
