@@ -1118,7 +1118,7 @@ def test_an_aud_two_apps_share_names_both_apps() -> None:
 def test_no_policy_naming_the_source_anywhere_is_said_so() -> None:
     verdict = verifier().decide("api", cf_access_token=KEY.mint(app_claims(AUD["plain"])))
     assert verdict.reason == "no policy attached to api has a linked_app_token rule for plain"
-    assert verdict.source == "plain" and verdict.policy is None
+    assert verdict.allowed is False and verdict.source == "plain" and verdict.policy is None
 
 
 def test_a_policy_naming_the_source_only_in_require_or_exclude_does_not_count_as_naming_it_elsewhere() -> None:
@@ -1224,3 +1224,35 @@ def test_an_aud_shared_by_many_apps_names_ten_of_them() -> None:
     names = ", ".join(f"app{i:02d}" for i in range(10))
     assert str(caught.value) == (f"the AUD tag {'ab' * 8}... belongs to 11 apps in the state ({names}), so which app "
                                  "the token was issued for is ambiguous; fix the state")
+
+
+def test_a_policy_attached_to_several_other_apps_names_them_all() -> None:
+    doc = handmade_export()
+    app_resource(doc, "batch")["outputs"]["policies"] = [{"id": "p-req", "precedence": 1}]
+    verdict = verifier(doc).decide("plain", cf_access_token=KEY.mint(app_claims(AUD["front"])))
+    assert verdict.reason == ("policy 'front or batch, batch required' names front but is attached to batch, "
+                              "reports, not to plain; a policy grants only through the app's policies list")
+
+
+@pytest.mark.parametrize("iss", [5, None, "x" * len(f"{ISSUER}/cdn-cgi/access/sso/oidc/") + PORTAL_CLIENT_ID])
+def test_a_bearer_issuer_that_is_not_a_saas_issuer_is_named_so(iss: Any) -> None:
+    token = raw_token({"alg": "RS256", "kid": KEY.kid}, saas_claims(PORTAL_CLIENT_ID, iss=iss), b"s" * 256)
+    verdict = verifier().decide("api", bearer=token)
+    assert verdict.allowed is False
+    assert "is not the OIDC issuer of a SaaS app in the state" in verdict.reason
+
+
+def test_a_client_id_with_a_slash_never_names_a_saas_source() -> None:
+    doc = handmade_export()
+    app_resource(doc, "portal")["outputs"]["saasApp"]["clientId"] = "c1/x"
+    token = KEY.mint(saas_claims("c1/x"))
+    assert "is not the OIDC issuer of a SaaS app in the state" in verifier(doc).decide("api", bearer=token).reason
+
+
+def test_a_long_shared_client_id_is_shown_cut_at_40() -> None:
+    doc = handmade_export()
+    long_id = "c" * 45
+    app_resource(doc, "portal")["outputs"]["saasApp"]["clientId"] = long_id
+    app_resource(doc, "plain")["outputs"].update(type="saas", saasApp={"clientId": long_id})
+    verdict = verifier(doc).decide("api", bearer=KEY.mint(saas_claims(long_id)))
+    assert f"the client_id {'c' * 40!r} belongs to 2 apps" in verdict.reason
