@@ -1256,3 +1256,11 @@ def test_a_long_shared_client_id_is_shown_cut_at_40() -> None:
     app_resource(doc, "plain")["outputs"].update(type="saas", saasApp={"clientId": long_id})
     verdict = verifier(doc).decide("api", bearer=KEY.mint(saas_claims(long_id)))
     assert f"the client_id {'c' * 40!r} belongs to 2 apps" in verdict.reason
+
+
+@pytest.mark.parametrize(("iss", "shown"), [("https://evil.example.com", "'https://evil.example.com'"),
+                                            (5, "'int'"), (None, "'NoneType'"), ("e" * 130, repr("e" * 120))])
+def test_a_wrong_issuer_is_shown_cut_at_120_or_by_its_type(iss: Any, shown: str) -> None:
+    with pytest.raises(TokenRejected) as caught:
+        _claims.check(claims(iss=iss), issuer=ISSUER, now=NOW)
+    assert str(caught.value) == f"issuer {shown} is not {ISSUER!r} (the issuer must match exactly)"
