@@ -414,3 +414,86 @@ def test_an_account_is_read_through_the_same_reader_as_a_state() -> None:
 def test_reading_an_account_needs_a_token_and_https(env: dict[str, str], url: str | None, why: str) -> None:
     with pytest.raises(StateError, match=why):
         _cloudflare.fetch_account("cloudflare:" + "ab" * 16, api_url=url, environ=env)
+
+
+@pytest.mark.parametrize(("body", "read"), [
+    ({"errors": [{"message": "Authentication error", "code": 10000}, {"message": "second", "code": 7}]},
+     "Authentication error (code 10000); second (code 7)"),
+    ({"errors": ["not an object", {"message": "kept", "code": 1}]}, "kept (code 1)"),
+    ({"errors": []}, "the SDK's message"),
+    ({"errors": None}, "the SDK's message"),
+    ("not a mapping", "the SDK's message"),
+])
+def test_an_api_error_is_told_in_the_apis_own_words(body: Any, read: str) -> None:
+    class Error:
+        message = "the SDK's message"
+
+    error = Error()
+    error.body = body  # type: ignore[attr-defined]
+    assert _cloudflare._api_errors(error) == read
+
+
+def test_an_sdk_object_is_read_as_the_json_the_api_sent() -> None:
+    class Model:
+        def to_dict(self, mode: str) -> dict[str, Any]:
+            return {"mode": mode}
+
+    assert _cloudflare._plain(Model()) == {"mode": "json"}
+    assert _cloudflare._plain({"a": 1}) == {"a": 1}
+    assert _cloudflare._plain(None) == {}
+    assert _cloudflare._plain(["a"]) == {}
+
+
+def test_an_account_is_resources_of_the_provider_types() -> None:
+    account = _cloudflare.Account("ab" * 16, None, apps=[{"id": "a1", "name": "x"}], policies=[{"id": "p1"}])
+    assert account.resources() == [{"type": POLICY, "id": "p1", "props": {"id": "p1"}},
+                                   {"type": APP, "id": "a1", "props": {"id": "a1", "name": "x"}}]
+    assert account.graph().team_domain is None
+
+
+def test_each_request_gets_at_most_the_time_left_of_the_read() -> None:
+    import httpx
+
+    seen: list[dict[str, float]] = []
+
+    class Inner:
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            seen.append(dict(request.extensions["timeout"]))
+            return httpx.Response(200, content=b"{}")
+
+        def close(self) -> None:
+            pass
+
+    transport = _cloudflare._CappedTransport(time.monotonic() + 10)
+    transport._inner = Inner()  # the network stand-in: the transport under test only caps and decodes
+    request = httpx.Request("GET", "https://api.cloudflare.com/client/v4/x",
+                            extensions={"timeout": {"connect": 5.0, "read": 30.0, "write": None, "pool": 1.0}})
+    response = transport.handle_request(request)
+    assert response.content == b"{}"
+    [timeouts] = seen
+    assert timeouts["connect"] == 5.0 and timeouts["pool"] == 1.0
+    assert 9 < timeouts["read"] <= 10 and 9 < timeouts["write"] <= 10
+    transport.handle_request(httpx.Request("GET", "https://api.cloudflare.com/client/v4/x"))
+    assert set(seen[1]) == {"connect", "read", "write", "pool"} and all(9 < v <= 10 for v in seen[1].values())
+
+
+def test_a_compressed_answer_is_handed_on_decoded_and_counted_decoded() -> None:
+    import gzip
+
+    import httpx
+
+    body = b'{"result": []}'
+
+    class Inner:
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, headers={"content-encoding": "gzip", "x-kept": "1"}, content=gzip.compress(body))
+
+        def close(self) -> None:
+            pass
+
+    transport = _cloudflare._CappedTransport(time.monotonic() + 10)
+    transport._inner = Inner()  # the network stand-in: the transport under test only caps and decodes
+    response = transport.handle_request(httpx.Request("GET", "https://api.cloudflare.com/client/v4/x"))
+    assert response.content == body
+    assert "content-encoding" not in response.headers and response.headers["x-kept"] == "1"
+    assert response.headers.get("content-length") in (None, str(len(body)))
