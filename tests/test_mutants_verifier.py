@@ -1264,3 +1264,51 @@ def test_a_wrong_issuer_is_shown_cut_at_120_or_by_its_type(iss: Any, shown: str)
     with pytest.raises(TokenRejected) as caught:
         _claims.check(claims(iss=iss), issuer=ISSUER, now=NOW)
     assert str(caught.value) == f"issuer {shown} is not {ISSUER!r} (the issuer must match exactly)"
+
+
+# -- verdicts carry what was verified ----------------------------------------------------------------------
+def test_a_sender_refusal_carries_the_verified_identity_flow_and_expiry() -> None:
+    claims_sent = app_claims(AUD["plain"], now=NOW)
+    verdict = verifier(with_app("kiosk", "ssh"), clock=Clock(NOW)).decide("api", cf_access_token=KEY.mint(claims_sent))
+    assert (verdict.allowed, verdict.target, verdict.source, verdict.policy, verdict.flow, verdict.expires) == (
+        False, "api", "kiosk", None, "cf-access-token", claims_sent["exp"])
+    assert dict(verdict.identity)["email"] == "ann@acme.com"
+    assert verdict.as_dict()["identity"]["email"] == "ann@acme.com"
+
+
+def test_an_allowed_verdict_carries_the_expiry_of_its_token_each_time() -> None:
+    v = verifier(clock=Clock(NOW))
+    sent = app_claims(AUD["front"], now=NOW)
+    token = KEY.mint(sent)
+    first = v.decide("api", cf_access_token=token)
+    assert first.allowed and first.expires == sent["exp"] and first.flow == "cf-access-token"
+    other = KEY.mint(app_claims(AUD["front"], now=NOW, ttl=900))
+    assert v.decide("api", cf_access_token=other).expires == NOW + 900  # the grant is shared, the expiry is not
+
+
+def test_a_saas_apps_keys_are_fetched_once_for_all_its_tokens() -> None:
+    paths: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return httpx.Response(200, json=jwks(KEY))
+
+    v = Verifier(graph_from_export(handmade_export()), team_domain=TEAM,
+                 client=httpx.Client(transport=httpx.MockTransport(answer)), clock=Clock())
+    for i in range(3):
+        assert v.decide("api", bearer=KEY.mint(saas_claims(PORTAL_CLIENT_ID, jti=str(i)))).allowed
+    assert paths == [f"/cdn-cgi/access/sso/oidc/{PORTAL_CLIENT_ID}/jwks"]
+
+
+def test_a_bearer_from_no_saas_app_is_refused_naming_its_issuer() -> None:
+    token = KEY.mint(saas_claims(PORTAL_CLIENT_ID, iss="https://evil.example.com"))
+    assert verifier().decide("api", bearer=token).reason == (
+        f"issuer 'https://evil.example.com' is not the OIDC issuer of a SaaS app in the state (expected "
+        f"{ISSUER}/cdn-cgi/access/sso/oidc/<client_id>)")
+
+
+@pytest.mark.parametrize("token", [["a.b.c"], {"a": 1}, 5])
+def test_cached_never_raises_on_a_token_that_is_not_a_string(token: Any) -> None:
+    v = verifier()
+    assert v.cached("api", cf_access_token=token) is None
+    assert v.cached("api", bearer=token) is None
