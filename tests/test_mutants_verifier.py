@@ -1312,3 +1312,47 @@ def test_cached_never_raises_on_a_token_that_is_not_a_string(token: Any) -> None
     v = verifier()
     assert v.cached("api", cf_access_token=token) is None
     assert v.cached("api", bearer=token) is None
+
+
+# -- userinfo: who is asked, and what an answer means ------------------------------------------------------
+def test_only_saas_apps_with_a_client_id_are_asked() -> None:
+    doc = handmade_export()
+    app_resource(doc, "front")["outputs"]["saasApp"] = {"clientId": "front-client"}  # self-hosted: not asked
+    app_resource(doc, "batch")["outputs"]["type"] = "saas"  # SaaS without a client id: cannot be asked
+    graph = graph_from_export(doc)
+    assert [a.name for a in _userinfo.candidates(graph, graph.apps["api"])] == ["portal"]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refusal_by_every_endpoint_is_no_error_but_a_deny(status: int) -> None:
+    with pytest.raises(TokenRejected) as caught:
+        _userinfo.ask("t", saas_apps(2), "https://t", client_answering(b"{}", status), 2)
+    assert str(caught.value) == ("opaque bearer token: the userinfo endpoint of no SaaS app the target trusts "
+                                 f"(s00, s01) accepted it ({_userinfo.LABEL})")
+
+
+def test_an_endpoint_that_cannot_be_reached_is_an_error_named() -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    with pytest.raises(TokenRejected) as caught:
+        _userinfo.ask("t", saas_apps(1), "https://t", httpx.Client(transport=httpx.MockTransport(fail)), 2)
+    assert "; errors: s00: cannot connect (" in str(caught.value)
+
+
+def test_two_acceptances_are_ambiguous_naming_both() -> None:
+    with pytest.raises(TokenRejected) as caught:
+        _userinfo.ask("t", saas_apps(2), "https://t", client_answering(b'{"sub": "ann"}'), 2)
+    assert str(caught.value).startswith("opaque bearer token accepted by 2 SaaS apps' userinfo endpoints (s00, s01)")
+
+
+def test_the_userinfo_request_carries_the_token_to_the_apps_own_endpoint() -> None:
+    seen: list[tuple[str, str | None, str | None]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((str(request.url), request.headers.get("authorization"), request.headers.get("accept")))
+        return httpx.Response(200, json={"sub": "ann", "email": "ann@acme.com"})
+
+    app, claims_back = _userinfo.ask("tok", saas_apps(1), "https://t", httpx.Client(transport=httpx.MockTransport(answer)), 2)
+    assert app.name == "s00" and claims_back == {"sub": "ann", "email": "ann@acme.com"}
+    assert seen == [("https://t/cdn-cgi/access/sso/oidc/c0/userinfo", "Bearer tok", "application/json")]
