@@ -316,3 +316,77 @@ def test_policy_attachments_keep_deploy_time_values_by_identity() -> None:
     first, second = object(), object()
     assert policy_attachments([first], [second, first]) == [{"id": first, "precedence": 1},
                                                             {"id": second, "precedence": 2}]
+
+
+# -- the trust diff: what a name stands for ---------------------------------------------------------------
+from linked_apps.review.diff import app_changes, diff_trust, resolve_identities  # noqa: E402
+
+
+def changes(desired: App, deployed: App) -> list[tuple[str, object, object]]:
+    return [(c.field, c.before, c.after) for c in app_changes(desired, deployed)]
+
+
+def test_a_uid_is_compared_only_where_both_sides_know_it() -> None:
+    assert changes(App("a", "self_hosted"), App("a", "self_hosted", uid=UID_A)) == []
+    assert changes(App("a", "self_hosted", uid=UID_A), App("a", "self_hosted")) == []
+    assert changes(App("a", "self_hosted", uid=UID_B), App("a", "self_hosted", uid=UID_A)) == [("uid", UID_A, UID_B)]
+
+
+def test_a_lookup_or_stack_reference_counts_wherever_either_side_has_one() -> None:
+    assert changes(App("a", "self_hosted", lookup="x"), App("a", "self_hosted")) == [("lookup", None, "x")]
+    assert changes(App("a", "self_hosted"), App("a", "self_hosted", stack="o/p/s")) == [("stack", "o/p/s", None)]
+    assert changes(App("a", "self_hosted", stack="o/p/s"), App("a", "self_hosted", stack="o/p/s")) == []
+
+
+def test_changes_are_reported_in_the_order_managed_type_uid_lookup_stack() -> None:
+    desired = App("a", "saas", uid=UID_B, managed=False, lookup="l", stack="s")
+    deployed = App("a", "self_hosted", uid=UID_A, managed=True)
+    assert [c[0] for c in changes(desired, deployed)] == ["managed", "type", "uid", "lookup", "stack"]
+    [change] = app_changes(App("a", "saas"), App("a", "self_hosted"))
+    assert change.as_dict() == {"app": "a", "field": "type", "from": "self_hosted", "to": "saas"}
+
+
+def two_sides(want: list[tuple[str, str]], have: list[tuple[str, str]], **apps: App) -> Any:
+    names = {n for e in want for n in e}
+    desired = TrustGraph([apps.get(n, App(n, "self_hosted")) for n in sorted(names)],
+                         [Link(a, b) for a, b in want])
+    deployed = TrustGraph([App(n, "self_hosted") for n in sorted({x for e in have for x in e})],
+                          [Link(a, b) for a, b in have])
+    return diff_trust(desired, deployed)
+
+
+def test_the_diff_partitions_edges_and_apps() -> None:
+    diff = two_sides([("a", "b"), ("b", "c")], [("a", "b"), ("c", "d")])
+    assert (diff.added, diff.removed, diff.unchanged) == ((("b", "c"),), (("c", "d"),), (("a", "b"),))
+    assert [a.name for a in diff.apps_added] == [] and [a.name for a in diff.apps_removed] == ["d"]
+    assert diff.changed
+    assert diff.as_dict()["removed"] == [{"from": "c", "to": "d"}] and diff.as_dict()["changed"] is True
+
+
+def test_no_change_is_unchanged() -> None:
+    diff = two_sides([("a", "b")], [("a", "b")])
+    assert not diff.changed and diff.as_dict()["changed"] is False
+    assert two_sides([("a", "b")], [("a", "b")], b=App("b", "saas")).changed  # a name kept, its type changed
+
+
+def test_a_deployed_rule_naming_an_app_of_the_desired_side_by_uid_is_its_edge() -> None:
+    desired = TrustGraph([App("ext", "self_hosted", uid=UID_A, managed=False), App("t", "self_hosted")],
+                         [Link("ext", "t")])
+    deployed = TrustGraph([App("t", "self_hosted")], [], unknown_uids=[("t", UID_A), ("t", UID_B)])
+    diff = diff_trust(desired, deployed)
+    assert diff.unchanged == (("ext", "t"),) and diff.added == ()
+    assert diff.unknown_uids == (("t", UID_B),)
+    assert diff.apps_added == ()
+
+
+def test_two_desired_names_for_one_deployed_uid_are_one_app_sharing_links() -> None:
+    desired = TrustGraph([App("crm", "self_hosted"), App("hr", "self_hosted", uid=UID_A, managed=False),
+                          App("x", "self_hosted")], [Link("x", "crm")])
+    deployed = TrustGraph([App("crm", "self_hosted", uid=UID_A)], [])
+    graph, violations = resolve_identities(desired, deployed)
+    assert [(v.rule, v.apps) for v in violations] == [("same-app", ("crm", "hr"))]
+    assert graph.edges() == frozenset({("x", "crm"), ("x", "hr")})
+    unmanaged = TrustGraph([App("crm", "self_hosted", managed=False), App("hr", "self_hosted", uid=UID_A)], [])
+    assert resolve_identities(unmanaged, deployed)[1] == []  # an app managed elsewhere does not take a deployed uid
+    same, none = resolve_identities(TrustGraph([App("crm", "self_hosted")], []), deployed)
+    assert none == [] and same.apps["crm"].uid is None
