@@ -1356,3 +1356,63 @@ def test_the_userinfo_request_carries_the_token_to_the_apps_own_endpoint() -> No
     app, claims_back = _userinfo.ask("tok", saas_apps(1), "https://t", httpx.Client(transport=httpx.MockTransport(answer)), 2)
     assert app.name == "s00" and claims_back == {"sub": "ann", "email": "ann@acme.com"}
     assert seen == [("https://t/cdn-cgi/access/sso/oidc/c0/userinfo", "Bearer tok", "application/json")]
+
+
+# -- the verifier: every deny is False, and options reach the key sets ---------------------------------------
+def test_the_verifiers_leeway_is_the_one_applied() -> None:
+    clock = Clock(NOW)
+    token = KEY.mint(app_claims(AUD["front"], now=NOW - 610, ttl=600))  # expired 10 s ago
+    assert verifier(clock=clock, leeway=30).decide("api", cf_access_token=token).allowed
+    strict = verifier(clock=clock, leeway=0).decide("api", cf_access_token=token)
+    assert strict.allowed is False and "expired 10 s ago" in strict.reason
+
+
+def test_key_options_reach_the_key_sets() -> None:
+    v = verifier(key_ttl=120, key_cooldown=5, key_max_stale=3600, fetch_timeout=1.5)
+    assert (v.certs.ttl, v.certs.cooldown, v.certs.max_stale, v.certs.timeout) == (120, 5, 3600, 1.5)
+    for option in ("key_cooldown", "key_max_stale"):
+        with pytest.raises(ConfigError, match=option):
+            verifier(**{option: -1})
+
+
+def test_a_trailing_capital_x_is_part_of_the_host() -> None:
+    v = Verifier(graph_from_export(handmade_export()), team_domain="acme.cloudflareaccess.boX",
+                 access_url="https://mirror.example.coX/")
+    assert v.issuer == "https://acme.cloudflareaccess.box"
+    assert v.access_url == "https://mirror.example.coX"
+
+
+@pytest.mark.parametrize("call", [
+    lambda v: v.decide("api"),
+    lambda v: v.decide_headers("api", type("Broken", (dict,), {"items": lambda self: 1 / 0})()),
+    lambda v: v.decide("nope", cf_access_token="a.b.c"),
+    lambda v: v.decide("api", cf_access_token="a.b.c"),
+])
+def test_every_deny_is_false_not_merely_falsy(call: Any) -> None:
+    assert call(verifier()).allowed is False
+
+
+def test_an_internal_error_deny_is_false() -> None:
+    v = verifier()
+    v.graph = None  # type: ignore[assignment]
+    assert v.decide("api", cf_access_token="a.b.c").allowed is False
+
+
+def test_a_rejected_token_names_the_target_and_the_flow() -> None:
+    verdict = verifier().decide("api", cf_access_token="a.b.c")
+    assert (verdict.allowed, verdict.target, verdict.flow) == (False, "api", "cf-access-token")
+    unknown = verifier().decide("nope", bearer="a.b.c")
+    assert (unknown.allowed, unknown.target, unknown.flow) == (False, None, "bearer")
+
+
+@pytest.mark.parametrize(("iss", "shown"), [(5, "'int'"), ("https://e.example/" + "e" * 120,
+                                                           repr(("https://e.example/" + "e" * 120)[:120]))])
+def test_a_bearer_issuer_is_shown_cut_at_120_or_by_its_type(iss: Any, shown: str) -> None:
+    token = raw_token({"alg": "RS256", "kid": KEY.kid}, saas_claims(PORTAL_CLIENT_ID, iss=iss), b"s" * 256)
+    assert verifier().decide("api", bearer=token).reason == (
+        f"issuer {shown} is not the OIDC issuer of a SaaS app in the state (expected "
+        f"{ISSUER}/cdn-cgi/access/sso/oidc/<client_id>)")
+
+
+def test_a_missing_value_before_the_token_in_a_header_list_is_skipped() -> None:
+    assert token_from_header_items([("authorization", (None, "Bearer t2"))]) == ({"bearer": "t2"}, "")
