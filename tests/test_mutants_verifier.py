@@ -1416,3 +1416,10 @@ def test_a_bearer_issuer_is_shown_cut_at_120_or_by_its_type(iss: Any, shown: str
 
 def test_a_missing_value_before_the_token_in_a_header_list_is_skipped() -> None:
     assert token_from_header_items([("authorization", (None, "Bearer t2"))]) == ({"bearer": "t2"}, "")
+
+
+def test_every_endpoint_error_is_listed() -> None:
+    with pytest.raises(TokenRejected) as caught:
+        _userinfo.ask("t", saas_apps(2), "https://t", client_answering(b"{}", 500), 2)
+    assert str(caught.value) == ("opaque bearer token: the userinfo endpoint of no SaaS app the target trusts (s00, "
+                                 f"s01) accepted it; errors: s00: HTTP 500; s01: HTTP 500 ({_userinfo.LABEL})")
