@@ -2,7 +2,7 @@
 
     ./dev mutate                        every module listed under [tool.mutmut] only_mutate, one after another
     ./dev mutate _keys rules            some modules (a file path, a dotted name or the module's last part)
-    ./dev mutate --again [MODULE ...]   only the mutants that survived the last run (after adding tests)
+    ./dev mutate --again [MODULE ...]   only the mutants not killed yet: survivors (after adding tests) and unrun
     ./dev mutate --report [MODULE ...]  no run: the scores and survivors of the last run
 
 mutmut (configured in pyproject.toml) copies the package into mutants/, records which of the selected tests run
@@ -132,7 +132,7 @@ def main(argv: list[str]) -> int:
         for module in modules:
             print(f"\n== {module}", flush=True)
             if again:
-                names = [k for k, c in results(module).items() if c is not None and c not in KILLED]
+                names = [k for k, c in results(module).items() if c not in KILLED]  # survivors and unrun
                 if not names:
                     continue
             else:
