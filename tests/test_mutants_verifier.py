@@ -888,7 +888,7 @@ def test_an_encoding_this_client_does_not_read_is_refused(encoding: str, why: st
 
 
 def test_a_corrupt_compressed_body_is_named() -> None:
-    with pytest.raises(FetchFailed, match="the compressed answer is corrupt"):
+    with pytest.raises(FetchFailed, match="^the compressed answer is corrupt$"):
         get("https://t/x", timeout=2, max_body=100, client=streaming(b"not gzip at all", "gzip"))
 
 
@@ -944,7 +944,8 @@ def test_at_most_eight_fetches_run_at_once_and_a_ninth_fails_at_once() -> None:
     assert get("https://t/x", timeout=2, max_body=10, client=client) == (200, b"{}")
 
 
-def test_only_a_loopback_fetch_ignores_the_proxy_environment() -> None:
+def test_only_a_loopback_fetch_ignores_the_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_http, "_CLIENTS", {})  # the process's pooled clients, made afresh for this test
     assert _http.client_for("http://127.0.0.1:1/certs").trust_env is False
     assert _http.client_for("http://localhost/certs") is _http.client_for("http://127.0.0.1:1/certs")
     assert _http.client_for("https://acme.cloudflareaccess.com/certs").trust_env is True
@@ -1423,3 +1424,27 @@ def test_every_endpoint_error_is_listed() -> None:
         _userinfo.ask("t", saas_apps(2), "https://t", client_answering(b"{}", 500), 2)
     assert str(caught.value) == ("opaque bearer token: the userinfo endpoint of no SaaS app the target trusts (s00, "
                                  f"s01) accepted it; errors: s00: HTTP 500; s01: HTTP 500 ({_userinfo.LABEL})")
+
+
+def test_a_key_fetch_from_this_machine_never_goes_through_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests._verifier_support import CERTS, JwksServer
+
+    monkeypatch.setattr(_http, "_CLIENTS", {})
+    for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # nothing listens there: a proxied request would fail
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    with JwksServer() as server:
+        server.serve_json(CERTS, jwks(KEY))
+        assert KeySet(server.url + CERTS, clock=Clock()).key(KEY.kid)
+
+
+def test_every_phase_of_a_fetch_has_the_fetch_timeout() -> None:
+    seen: list[dict[str, float]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.extensions["timeout"]))
+        return httpx.Response(200, content=b"{}")
+
+    get("https://t/x", timeout=1.5, max_body=10, client=httpx.Client(transport=httpx.MockTransport(answer)))
+    assert seen == [{"connect": 1.5, "read": 1.5, "write": 1.5, "pool": 1.5}]
