@@ -3,7 +3,7 @@
     ./dev mutate                        every module listed under [tool.mutmut] only_mutate, one after another
     ./dev mutate _keys rules            some modules (a file path, a dotted name or the module's last part)
     ./dev mutate --again [MODULE ...]   only the mutants not killed yet: survivors (after adding tests) and unrun
-    ./dev mutate --report [MODULE ...]  no run: the scores and survivors of the last run
+    ./dev mutate --report [MODULE ...]  no run: the scores and survivors of the last run (--markdown: as a table)
 
 mutmut (configured in pyproject.toml) copies the package into mutants/, records which of the selected tests run
 each function, and runs, for each mutant, only those tests, stopping at the first failure. Mutants run in at most
@@ -99,10 +99,15 @@ def mutmut(*args: str) -> int:
     return subprocess.call([sys.executable, "-m", "mutmut", *args], cwd=ROOT, env=env)
 
 
-def report(modules: list[str]) -> int:
+def report(modules: list[str], *, markdown: bool = False) -> int:
     known = known_survivors()
     new: list[str] = []
-    print(f"\n{'module':<34} {'mutants':>7} {'killed':>6} {'known':>5} {'new':>4} {'unrun':>5} {'score':>6}")
+    if markdown:
+        print("| module | mutants | killed | known survivors | new survivors | not run | score | score less known |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    else:
+        print(f"\n{'module':<34} {'mutants':>7} {'killed':>6} {'known':>5} {'new':>4} {'unrun':>5} {'score':>6} "
+              f"{'less known':>10}")
     for module in modules:
         codes = results(module)
         ran = {k: c for k, c in codes.items() if c is not None}
@@ -112,9 +117,16 @@ def report(modules: list[str]) -> int:
         new += [f"{k}  ({'no test runs it' if ran[k] in NO_TESTS else 'survived' if ran[k] in SURVIVED else f'exit {ran[k]}'})"
                 f"\n      {change(module, k)}" for k in fresh]
         score = f"{100 * killed / len(ran):.1f}%" if ran else "-"
-        print(f"{module:<34} {len(codes):>7} {killed:>6} {len(alive) - len(fresh):>5} {len(fresh):>4} "
-              f"{len(codes) - len(ran):>5} {score:>6}")
-    print("\nscore = killed / mutants run; known = listed in mutation/survivors.md as equivalent or harmless")
+        judged = len(ran) - (len(alive) - len(fresh))  # known survivors are equivalent or harmless: not counted
+        net = f"{100 * killed / judged:.1f}%" if judged else "-"
+        if markdown:
+            print(f"| `{module}` | {len(codes)} | {killed} | {len(alive) - len(fresh)} | {len(fresh)} | "
+                  f"{len(codes) - len(ran)} | {score} | {net} |")
+        else:
+            print(f"{module:<34} {len(codes):>7} {killed:>6} {len(alive) - len(fresh):>5} {len(fresh):>4} "
+                  f"{len(codes) - len(ran):>5} {score:>6} {net:>10}")
+    print("\nscore = killed / mutants run; less known = killed / (mutants run - known survivors); known = listed in "
+          "mutation/survivors.md as equivalent or harmless")
     if new:
         print(f"\n{len(new)} new survivor(s) (see one with `./dev mutmut show NAME`; kill it with a test, or list it "
               "in mutation/survivors.md with its reason):")
@@ -141,7 +153,7 @@ def main(argv: list[str]) -> int:
             if status != 0:
                 print(f"mutate: mutmut stopped on {module} (exit {status})", file=sys.stderr)
                 return 2
-    return report(modules)
+    return report(modules, markdown="--markdown" in argv)
 
 
 if __name__ == "__main__":

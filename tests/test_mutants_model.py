@@ -390,3 +390,44 @@ def test_two_desired_names_for_one_deployed_uid_are_one_app_sharing_links() -> N
     assert resolve_identities(unmanaged, deployed)[1] == []  # an app managed elsewhere does not take a deployed uid
     same, none = resolve_identities(TrustGraph([App("crm", "self_hosted")], []), deployed)
     assert none == [] and same.apps["crm"].uid is None
+
+
+# -- the words of each violation (what a reader is told to do) ---------------------------------------------
+def test_each_violation_says_what_is_wrong_and_what_to_do() -> None:
+    facts = {"hr": SH, "mcp": SAAS, "kiosk": AppFacts("ssh"), "ext": AppFacts("self_hosted", managed=False)}
+    found = check_links(facts, [LinkRef("hr", "mcp"), LinkRef("hr", "ext"), LinkRef("kiosk", "hr"),
+                                LinkRef("hr", "hr"), LinkRef("hr", "nope"), LinkRef("kiosk", "hr")])
+    assert [v.message for v in found] == [
+        "link hr -> mcp: `mcp` is a saas app, and Cloudflare accepts a linked_app_token rule only on self-hosted "
+        "apps; point the link at a self_hosted app (e.g. the API `hr` calls) or make `mcp` self_hosted",
+        "link hr -> ext: `ext` is managed outside this stack, and a policy reaches an app only through that app's "
+        "own policies list; manage `ext` in this stack, or declare the link in the stack that manages it",
+        "link kiosk -> hr: `kiosk` is a ssh app, which carries no user token another app can accept; the source "
+        "must be self_hosted (it forwards Cf-Access-Token) or saas (it sends Authorization: Bearer)",
+        "link hr -> hr: an app cannot link to itself; remove this link",
+        "link hr -> nope: `nope` is not declared under linked-apps:apps; declare it (managed here, or existing with "
+        "`uid`, `lookup` or `stack`) or fix the name",
+        "link kiosk -> hr is declared twice (first at link kiosk -> hr); keep one",
+    ]
+    [cycle] = check_links({"a": SH, "b": SH}, [LinkRef("a", "b"), LinkRef("b", "a")])
+    assert cycle.message == (
+        "links a -> b -> a form a cycle among apps this stack manages; each app's policy list needs the uid of the "
+        "app before it, so Pulumi cannot create them in one deployment. Remove one of these links, or manage one of "
+        "the apps in another stack and reference it with `stack`")
+
+
+def test_links_after_a_self_link_or_a_duplicate_are_still_checked() -> None:
+    found = check_links({"a": SH, "m": SAAS}, [LinkRef("a", "a"), LinkRef("a", "m"), LinkRef("a", "m"),
+                                               LinkRef("m", "a"), LinkRef("x", "a"), LinkRef("a", "m")])
+    assert [v.rule for v in found] == ["self-link", "target-not-self-hosted", "duplicate-link", "unknown-app",
+                                       "duplicate-link"]
+
+
+def test_an_identity_of_another_kind_is_named_by_its_kind() -> None:
+    assert identity_problems({"a": [("lookup", "x")], "b": [("lookup", "x")]}) == [
+        "apps 'a' and 'b' are one Cloudflare app (the same lookup 'x'); declare it once"]
+
+
+def test_the_last_code_point_of_the_basic_plane_is_escaped_short() -> None:
+    assert printable("a\uffff") == "a\\uffff"
+    assert printable("a\U00010000") == "a\U00010000"  # LINEAR B SYLLABLE B008 A: readable
