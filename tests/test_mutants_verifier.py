@@ -1448,3 +1448,16 @@ def test_every_phase_of_a_fetch_has_the_fetch_timeout() -> None:
 
     get("https://t/x", timeout=1.5, max_body=10, client=httpx.Client(transport=httpx.MockTransport(answer)))
     assert seen == [{"connect": 1.5, "read": 1.5, "write": 1.5, "pool": 1.5}]
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_a_redirect_is_never_followed_even_by_a_client_that_would(follow: bool) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/certs":
+            return httpx.Response(302, headers={"location": "https://t/elsewhere"})
+        return httpx.Response(200, json=jwks(KEY))
+
+    client = httpx.Client(transport=httpx.MockTransport(answer), follow_redirects=follow)
+    assert get("https://t/certs", timeout=2, max_body=10_000, client=client)[0] == 302
+    with pytest.raises(KeysUnavailable, match="HTTP 302"):
+        KeySet("https://t/certs", client=client, clock=Clock()).key(KEY.kid)
