@@ -497,3 +497,172 @@ def test_a_compressed_answer_is_handed_on_decoded_and_counted_decoded() -> None:
     assert response.content == body
     assert "content-encoding" not in response.headers and response.headers["x-kept"] == "1"
     assert response.headers.get("content-length") in (None, str(len(body)))
+
+
+# -- what an unreadable field is called, exactly ----------------------------------------------------------------
+def unreadable_of(props: dict[str, Any], **res: Any) -> tuple[str, ...]:
+    graph = graph_from_resources([{"type": APP, "id": UID["front"], "props": {"name": "a", "type": "self_hosted",
+                                                                              **props}, "path": "a", **res}])
+    return graph.apps["a"].unreadable
+
+
+@pytest.mark.parametrize(("props", "problems"), [
+    ({"policies": "p1"}, ("a.policies is a string, not a list",)),
+    ({"policies": {"id": "p1"}}, ("a.policies is an object, not a list",)),
+    ({"type": True}, ("a.type is a boolean, not a non-empty string",)),
+    ({"type": 5}, ("a.type is a number, not a non-empty string",)),
+    ({"type": ""}, ("a.type is a string, not a non-empty string",)),
+    ({"policies": [{"id": 5}]}, ("a.policies[0].id is a number, not a non-empty string",)),
+])
+def test_an_apps_unreadable_field_is_named_by_its_path(props: dict[str, Any], problems: tuple[str, ...]) -> None:
+    assert unreadable_of(props) == problems
+
+
+def policy_problems(props: dict[str, Any]) -> tuple[str, ...]:
+    merged = {k: v for k, v in {"decision": "non_identity", **props}.items() if v is not None}
+    graph = graph_from_resources([{"type": POLICY, "id": "p1", "props": merged, "path": "p"}])
+    return graph.policies["p1"].unreadable
+
+
+@pytest.mark.parametrize(("props", "problems"), [
+    ({"includes": [None]}, ("p.includes[0] is null, not a rule object",)),
+    ({"includes": [ciphertext()]}, ("p.includes[0] is a secret, not a rule object",)),
+    ({"includes": [{"linkedAppToken": ciphertext()}]}, ("p.includes[0].linkedAppToken is a secret, not {appUid: <uid>}",)),
+    ({"includes": [{"linkedAppToken": 5}]}, ("p.includes[0].linkedAppToken is a number, not {appUid: <uid>}",)),
+    ({"includes": [{"linkedAppToken": {"appUid": "u" * 100}}]},
+     (f"p.includes[0].linkedAppToken.appUid {'u' * 80!r} is not an app uid (a UUID)",)),
+    ({"decision": "d" * 50}, (f"p.decision {'d' * 40!r} is not a policy decision (allow, bypass, deny, non_identity)",)),
+    ({"decision": None, "includes": [{"everyone": {}}]}, ("p.decision is missing",)),
+    ({"requires": "x"}, ("p.requires is a string, not a list of rules",)),
+])
+def test_a_policys_unreadable_field_is_named_by_its_path(props: dict[str, Any], problems: tuple[str, ...]) -> None:
+    assert policy_problems(props) == problems
+
+
+def test_an_inline_policys_problems_are_named_by_its_place_in_the_app() -> None:
+    graph = graph_from_resources([{"type": APP, "id": UID["front"], "path": "a", "props": {
+        "name": "a", "type": "self_hosted", "policies": [{"decision": "maybe", "excludes": "x", "precedence": 1}]}}])
+    assert graph.policies["inline:a:0"].unreadable == (
+        "a.policies[0].decision 'maybe' is not a policy decision (allow, bypass, deny, non_identity)",
+        "a.policies[0].excludes is a string, not a list of rules")
+    assert graph.apps["a"].unreadable == ()
+
+
+def test_a_rule_after_an_unreadable_one_is_still_read() -> None:
+    graph = graph_from_resources([{"type": POLICY, "id": "p1", "props": {
+        "decision": "non_identity", "includes": [ciphertext(), {"linkedAppToken": {"appUid": UID["front"]}}]}}])
+    assert graph.policies["p1"].linked_uids() == frozenset({UID["front"]})
+
+
+def test_a_policy_without_a_decision_has_an_empty_one_and_a_reusable_one_is_not_inline() -> None:
+    graph = graph_from_resources([{"type": POLICY, "id": "p1", "props": {}},
+                                  {"type": POLICY, "props": {"id": "p2", "decision": "allow"}}])
+    assert graph.policies["p1"].decision == ""
+    assert graph.policies["p2"].inline is False and graph.policies["p2"].name == "p2"
+
+
+def test_an_inline_policy_with_only_a_decision_is_an_inline_policy() -> None:
+    graph = graph_from_resources([resource_app("a", UID["front"], [{"decision": "allow", "precedence": 1}])])
+    assert graph.attachments["a"] == (("inline:a:0", 1),)
+    assert graph.apps["a"].unreadable == ()
+
+
+@pytest.mark.parametrize("selector", ["LinkedAppToken", "linkedAppToken", "linked_app_token"])
+def test_a_selector_in_any_case_style_is_read(selector: str) -> None:
+    graph = graph_from_resources([{"type": POLICY, "id": "p1", "props": {
+        "decision": "non_identity", "requires": [{selector: {"appUid": UID["front"]}}]}}])
+    assert graph.policies["p1"].require == (("linked_app_token", UID["front"]),)
+    assert graph.policies["p1"].unreadable == ()
+
+
+def test_apps_sharing_a_name_and_a_uid_are_both_kept() -> None:
+    graph = graph_from_resources([resource_app("crm", UID["front"]), resource_app("crm", UID["front"])])
+    assert sorted(graph.apps) == [f"crm [{UID['front']}]", f"crm [{UID['front']}] #2"]
+
+
+def test_resources_are_named_by_their_path_else_their_name_else_their_type() -> None:
+    for res, at in (({"path": "p", "name": "n"}, "p"), ({"name": "n"}, "n"), ({}, APP)):
+        graph = graph_from_resources([{"type": APP, "props": {"name": "a", "type": "self_hosted"}, **res}])
+        assert graph.apps["a"].unreadable == (f"{at}: the app's `id` (its uid) is missing or secret",)
+    nameless = graph_from_resources([{"type": APP, "props": {"type": "self_hosted"}}])
+    assert list(nameless.apps) == ["?"]
+
+
+def test_props_that_are_not_an_object_read_as_empty() -> None:
+    graph = graph_from_resources([{"type": APP, "id": UID["front"], "name": "a", "props": "x"}])
+    assert graph.apps["a"].type == "unknown" and "a.type is missing" in graph.apps["a"].unreadable
+
+
+# -- export documents: names, stack outputs ---------------------------------------------------------------------
+def test_an_app_without_a_name_in_its_outputs_is_named_after_its_urn() -> None:
+    doc = handmade_export()
+    res = next(r for r in doc["deployment"]["resources"] if r.get("urn", "").endswith("::plain"))
+    del res["outputs"]["name"]
+    res["urn"] = f"urn:pulumi:prod::other::{APP}::plain-from-urn"
+    assert "plain-from-urn" in graph_from_export(doc).apps
+
+
+def test_an_export_without_a_stack_resource_has_no_team_domain() -> None:
+    doc = handmade_export()
+    doc["deployment"]["resources"] = [r for r in doc["deployment"]["resources"] if r["type"] != "pulumi:pulumi:Stack"]
+    assert graph_from_export(doc).team_domain is None
+
+
+def test_apps_output_entries_in_an_export_are_managed_elsewhere_and_named_by_their_path() -> None:
+    doc = handmade_export()
+    stack_outputs(doc)["apps"] = {"legacy": {"type": "self_hosted", "uid": OTHER_UID}, "hidden": "[secret]"}
+    graph = graph_from_export(doc)
+    assert graph.apps["legacy"].managed is False
+    assert graph.apps["hidden"].unreadable == ("deployment.resources[0].outputs.apps.hidden is a secret",
+                                               "deployment.resources[0].outputs.apps.hidden.type is missing")
+
+
+def test_outputs_whose_apps_are_ciphertext_say_so() -> None:
+    with pytest.raises(StateError, match="it is a secret: run `pulumi stack output --json --show-secrets`"):
+        graph_from_outputs(outputs(apps=ciphertext()))
+
+
+def test_outputs_do_not_record_attachments_an_export_does() -> None:
+    assert graph_from_outputs(outputs()).attachments_recorded is False
+    assert graph_from_export(handmade_export()).attachments_recorded is True
+
+
+# -- reading a file or standard input ---------------------------------------------------------------------------
+class EndlessInput:
+    """Standard input that never ends (as /dev/zero): only a bounded read returns."""
+
+    class buffer:  # noqa: N801 - sys.stdin.buffer's name
+        @staticmethod
+        def read(size: int | None = -1) -> bytes:
+            if size is None or size < 0:
+                raise AssertionError("an unbounded read of standard input never returns")
+            return b" " * size
+
+
+def test_standard_input_is_read_up_to_the_cap_and_named_in_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", EndlessInput)
+    with pytest.raises(StateError, match=r"^standard input: larger than 64 MiB; give the output of"):
+        read_state("-")
+
+
+def test_standard_input_of_exactly_the_cap_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = json.dumps({"team_domain": TEAM, "apps": {}}).encode()
+    data = body + b" " * (MAX_STATE_BYTES - len(body))
+
+    class Exact:
+        class buffer:  # noqa: N801 - sys.stdin.buffer's name
+            @staticmethod
+            def read(size: int) -> bytes:
+                return data[:size]
+
+    monkeypatch.setattr("sys.stdin", Exact)
+    assert read_state("-").team_domain == TEAM
+
+
+def test_a_refusal_names_the_file_and_how_to_get_a_good_one(tmp_path: Any) -> None:
+    path = tmp_path / "s.json"
+    path.write_text("{")
+    with pytest.raises(StateError) as caught:
+        read_state(path)
+    assert str(caught.value) == (f"{path}: not JSON (line 1: Expecting property name enclosed in double quotes); "
+                                 "give the output of `pulumi stack export` or `pulumi stack output --json`")
