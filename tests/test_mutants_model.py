@@ -431,3 +431,50 @@ def test_an_identity_of_another_kind_is_named_by_its_kind() -> None:
 def test_the_last_code_point_of_the_basic_plane_is_escaped_short() -> None:
     assert printable("a\uffff") == "a\\uffff"
     assert printable("a\U00010000") == "a\U00010000"  # LINEAR B SYLLABLE B008 A: readable
+
+
+# -- explain: the JSON answer -----------------------------------------------------------------------------------
+from linked_apps.model.paths import render_path, shortest_path  # noqa: E402
+
+
+def chain() -> TrustGraph:
+    """hr -> pay (policy p1, attached at precedence 2) -> ledger (no policy recorded); ext is managed elsewhere."""
+    admits = Policy("p1", "hr may call", NON_IDENTITY, include=((LINKED_APP_TOKEN, UID_A),))
+    return TrustGraph([App("hr", "self_hosted", uid=UID_A), App("pay", "self_hosted", uid=UID_B),
+                       App("ledger", "self_hosted"), App("ext", "self_hosted", managed=False)],
+                      [Link("hr", "pay", "p1", "hr may call"), Link("pay", "ledger")], policies={"p1": admits},
+                      attachments={"pay": (("x", 1), ("p1", 2))})
+
+
+def test_an_explained_path_as_json() -> None:
+    assert explain(chain(), "hr", "ledger").as_dict() == {
+        "from": "hr", "to": "ledger", "reachable": True, "path": ["hr", "pay", "ledger"], "missing": None,
+        "hops": [{**Link("hr", "pay", "p1", "hr may call").as_dict(), "header": "Cf-Access-Token", "precedence": 2,
+                  "decision": NON_IDENTITY, "grants": True, "reason": "an include rule names the source app"},
+                 {**Link("pay", "ledger").as_dict(), "header": "Cf-Access-Token", "precedence": None,
+                  "decision": None, "grants": None, "reason": ""}]}
+
+
+def test_a_missing_link_as_json_with_the_way_back_and_the_rules_it_would_break() -> None:
+    answer = explain(chain(), "ledger", "hr").as_dict()
+    assert answer == {"from": "ledger", "to": "hr", "reachable": False, "path": None, "hops": [],
+                      "missing": {"link": {"from": "ledger", "to": "hr"}, "reached": [], "callers": [],
+                                  "rules": [], "reverse_path": ["hr", "pay", "ledger"]}}
+    into_ext = explain(chain(), "hr", "ext")
+    assert [v.rule for v in into_ext.blocked] == ["target-not-managed"]
+    assert into_ext.as_dict()["missing"]["reached"] == ["pay", "ledger"]
+    assert into_ext.as_dict()["missing"]["reverse_path"] is None
+    assert explain(chain(), "ext", "pay").as_dict()["missing"]["callers"] == ["hr"]
+
+
+def test_shortest_path_stops_at_the_target_and_render_path_of_nothing_is_empty() -> None:
+    path = shortest_path(chain(), "hr", "pay")
+    assert render_path(path) == "hr -> pay"
+    assert shortest_path(chain(), "ledger", "hr") is None
+    assert render_path([]) == ""
+
+
+def test_a_hop_from_a_saas_app_travels_as_a_bearer_token_and_a_missing_app_is_unknown() -> None:
+    graph = TrustGraph([App("mcp", "saas", uid=UID_A), App("pay", "self_hosted")], [Link("mcp", "pay")])
+    [hop] = explain(graph, "mcp", "pay").hops
+    assert hop.header == "Authorization: Bearer" and hop.policy is None and hop.grants is None
