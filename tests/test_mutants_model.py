@@ -478,3 +478,30 @@ def test_a_hop_from_a_saas_app_travels_as_a_bearer_token_and_a_missing_app_is_un
     graph = TrustGraph([App("mcp", "saas", uid=UID_A), App("pay", "self_hosted")], [Link("mcp", "pay")])
     [hop] = explain(graph, "mcp", "pay").hops
     assert hop.header == "Authorization: Bearer" and hop.policy is None and hop.grants is None
+
+
+def test_one_app_under_two_names_keeps_every_link_of_both_with_its_policy() -> None:
+    desired = TrustGraph([App("crm", "self_hosted"), App("hr", "self_hosted", uid=UID_A, managed=False),
+                          App("x", "self_hosted"), App("y", "self_hosted"), App("z", "self_hosted", uid=UID_B)],
+                         [Link("x", "crm", "p1", "x may call", "why"), Link("crm", "y", "p2", "crm may call")],
+                         team_domain="acme.cloudflareaccess.com")
+    deployed = TrustGraph([App("crm", "self_hosted", uid=UID_A)], [])
+    graph, [violation] = resolve_identities(desired, deployed)
+    assert violation.message == (f"apps 'crm' and 'hr' are one Cloudflare app (uid {UID_A}, as deployed): trust "
+                                 "given to one is given to the other; declare the app once")
+    assert graph.edges() == frozenset({("x", "crm"), ("x", "hr"), ("crm", "y"), ("hr", "y")})
+    assert sorted((l.source, l.target, l.policy_id, l.policy_name, l.description) for l in graph.links) == [
+        ("crm", "y", "p2", "crm may call", None), ("hr", "y", "p2", "crm may call", None),
+        ("x", "crm", "p1", "x may call", "why"), ("x", "hr", "p1", "x may call", "why")]
+    assert graph.team_domain == "acme.cloudflareaccess.com"
+
+
+def test_apps_with_different_uids_are_not_one_app() -> None:
+    desired = TrustGraph([App("a", "self_hosted", uid=UID_A), App("b", "self_hosted", uid=UID_B)], [])
+    graph, violations = resolve_identities(desired, TrustGraph([], []))
+    assert violations == [] and graph is desired
+
+
+def test_a_changed_identity_is_in_the_json_of_the_diff() -> None:
+    diff = diff_trust(TrustGraph([App("a", "saas")], []), TrustGraph([App("a", "self_hosted")], []))
+    assert diff.as_dict()["apps_changed"] == [{"app": "a", "field": "type", "from": "self_hosted", "to": "saas"}]
