@@ -666,3 +666,52 @@ def test_a_refusal_names_the_file_and_how_to_get_a_good_one(tmp_path: Any) -> No
         read_state(path)
     assert str(caught.value) == (f"{path}: not JSON (line 1: Expecting property name enclosed in double quotes); "
                                  "give the output of `pulumi stack export` or `pulumi stack output --json`")
+
+
+# -- the account reader against the loopback fake of the API ------------------------------------------------
+def test_the_token_comes_from_the_environment_given_and_every_list_asks_for_full_pages(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests._fake_cloudflare import ACCOUNT, TOKEN, FakeCloudflare, account_from_export
+    from tests._verifier_support import dev_export
+
+    monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
+    with FakeCloudflare(account_from_export(dev_export())) as api:
+        graph = _cloudflare.read_account(f"cloudflare:{ACCOUNT}", api_url=api.url,
+                                         environ={"CLOUDFLARE_API_TOKEN": f" {TOKEN} "})
+        lists = [query for path, query in api.requests if path.endswith(("/apps", "/policies"))]
+    assert ("hr-portal", "payroll-api") in graph.edges()
+    assert lists and all(query.get("per_page") == [str(_cloudflare.PER_PAGE)] for query in lists)
+
+
+def test_an_https_api_that_cannot_be_reached_is_named_by_its_host() -> None:
+    with pytest.raises(StateError) as caught:
+        _cloudflare.fetch_account("cloudflare:" + "ab" * 16, api_url="https://127.0.0.1:1/client/v4",
+                                  environ={"CLOUDFLARE_API_TOKEN": "t"})
+    assert str(caught.value) == f"cloudflare:{'ab' * 16}: cannot reach the Cloudflare API at 127.0.0.1:1"
+
+
+def test_an_api_error_without_body_or_message_is_told_as_itself() -> None:
+    class Bare(Exception):
+        pass
+
+    assert _cloudflare._api_errors(Bare("plain words")) == "plain words"
+
+
+def test_a_body_in_many_pieces_is_handed_on_whole() -> None:
+    import httpx
+
+    class Pieces(httpx.SyncByteStream):
+        def __iter__(self) -> Any:
+            yield from (b'{"result": ', b"[1, 2", b"]}")
+
+    class Inner:
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, stream=Pieces())
+
+        def close(self) -> None:
+            pass
+
+    transport = _cloudflare._CappedTransport(time.monotonic() + 10)
+    transport._inner = Inner()  # the network stand-in: the transport under test only caps and decodes
+    response = transport.handle_request(httpx.Request("GET", "https://api.cloudflare.com/client/v4/x"))
+    assert response.content == b'{"result": [1, 2]}' and response.status_code == 200
