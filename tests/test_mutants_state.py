@@ -715,3 +715,18 @@ def test_a_body_in_many_pieces_is_handed_on_whole() -> None:
     transport._inner = Inner()  # the network stand-in: the transport under test only caps and decodes
     response = transport.handle_request(httpx.Request("GET", "https://api.cloudflare.com/client/v4/x"))
     assert response.content == b'{"result": [1, 2]}' and response.status_code == 200
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")  # the SDK's model expects a string here
+@pytest.mark.parametrize("domain", ["", 5])
+def test_an_organization_without_a_readable_auth_domain_gives_no_team_domain(
+        domain: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests._fake_cloudflare import ACCOUNT, TOKEN, FakeCloudflare, account_from_export
+    from tests._verifier_support import dev_export
+
+    account = account_from_export(dev_export())
+    account["organization"] = {**account["organization"], "auth_domain": domain}
+    with FakeCloudflare(account) as api:
+        read = _cloudflare.fetch_account(f"cloudflare:{ACCOUNT}", api_url=api.url,
+                                         environ={"CLOUDFLARE_API_TOKEN": TOKEN})
+    assert read.team_domain is None
