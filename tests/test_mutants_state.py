@@ -730,3 +730,86 @@ def test_an_organization_without_a_readable_auth_domain_gives_no_team_domain(
         read = _cloudflare.fetch_account(f"cloudflare:{ACCOUNT}", api_url=api.url,
                                          environ={"CLOUDFLARE_API_TOKEN": TOKEN})
     assert read.team_domain is None
+
+
+# -- more of the readers' choices -----------------------------------------------------------------------------
+def test_an_apps_output_entry_keeps_how_an_app_managed_elsewhere_is_found() -> None:
+    doc = outputs(links=[])
+    doc["apps"]["ext"] = {"type": "saas", "uid": UID["portal"], "clientId": "cid-camel", "managed": False,
+                          "lookup": "Portal", "stack": "org/portal/prod"}
+    ext = graph_from_outputs(doc).apps["ext"]
+    assert (ext.client_id, ext.lookup, ext.stack) == ("cid-camel", "Portal", "org/portal/prod")
+    doc["apps"]["ext"] = {"type": "saas", "uid": UID["portal"], "client_id": "cid-snake", "lookup": 5, "stack": ""}
+    ext = graph_from_outputs(doc).apps["ext"]
+    assert (ext.client_id, ext.lookup, ext.stack) == ("cid-snake", None, None)
+
+
+def test_a_rule_after_one_with_two_selectors_is_still_read() -> None:
+    graph = graph_from_resources([{"type": POLICY, "id": "p1", "props": {"decision": "non_identity", "includes": [
+        {"email": {"email": "a@b.c"}, "everyone": {}}, {"linkedAppToken": {"appUid": UID["front"]}}]}}])
+    assert graph.policies["p1"].linked_uids() == frozenset({UID["front"]})
+
+
+def test_a_secret_list_is_named_by_its_path() -> None:
+    assert unreadable_of({"policies": ciphertext()}) == ("a.policies is a secret",)
+    assert policy_problems({"includes": ciphertext()}) == ("p.includes is a secret",)
+    assert policy_problems({"includes": [], "include": [{"everyone": {}}]}) == (
+        "p: both `includes` and `include` are set, and differ",)
+
+
+def test_a_name_that_is_not_a_string_is_not_a_name() -> None:
+    graph = graph_from_resources([{"type": APP, "id": UID["front"], "name": "from-resource",
+                                   "props": {"name": 5, "type": "self_hosted"}}])
+    assert list(graph.apps) == ["from-resource"]
+
+
+def test_an_app_with_neither_a_name_nor_a_urn_is_named_by_its_id() -> None:
+    doc = handmade_export()
+    res = next(r for r in doc["deployment"]["resources"] if r.get("urn", "").endswith("::plain"))
+    del res["outputs"]["name"]
+    del res["urn"]
+    assert UID["plain"] in graph_from_export(doc).apps
+
+
+def test_live_state_is_the_stacks_export_through_the_automation_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from pulumi import automation
+
+    from linked_apps.state._pulumi import read_stack
+
+    asked: list[tuple[str, str]] = []
+
+    class Stack:  # the Automation API's Stack, standing in for the CLI; the deployment is a real export's
+        def export_stack(self) -> automation.Deployment:
+            doc = handmade_export()
+            return automation.Deployment(version=doc["version"], deployment=doc["deployment"])
+
+    def select_stack(*, stack_name: str, work_dir: str) -> Stack:
+        asked.append((stack_name, work_dir))
+        return Stack()
+
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: "/usr/bin/pulumi" if name == "pulumi" else None)
+    monkeypatch.setattr(automation, "select_stack", select_stack)
+    from pathlib import Path
+
+    graph = read_stack("prod", Path("/srv/infra"))
+    assert asked == [("prod", "/srv/infra")]
+    assert ("front", "api") in graph.edges() and graph.team_domain == TEAM
+
+
+def test_a_stack_that_cannot_be_exported_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from pulumi import automation
+
+    from linked_apps.state._pulumi import read_stack
+
+    def select_stack(**_: Any) -> Any:
+        raise RuntimeError("  no stack named 'prod' found  ")
+
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: "/usr/bin/pulumi")
+    monkeypatch.setattr(automation, "select_stack", select_stack)
+    with pytest.raises(StateError) as caught:
+        read_stack("prod", ".")
+    assert str(caught.value) == "--stack prod: cannot export the stack's state: no stack named 'prod' found"
