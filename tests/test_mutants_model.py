@@ -505,3 +505,24 @@ def test_apps_with_different_uids_are_not_one_app() -> None:
 def test_a_changed_identity_is_in_the_json_of_the_diff() -> None:
     diff = diff_trust(TrustGraph([App("a", "saas")], []), TrustGraph([App("a", "self_hosted")], []))
     assert diff.as_dict()["apps_changed"] == [{"app": "a", "field": "type", "from": "self_hosted", "to": "saas"}]
+
+
+def test_a_hop_whose_target_has_no_attachments_has_no_precedence() -> None:
+    graph = hop_graph("self_hosted")
+    graph = TrustGraph(graph.apps.values(), graph.links, policies=graph.policies, attachments={})
+    [hop] = explain(graph, "hr", "dst").hops
+    assert hop.precedence is None and hop.grants is True
+
+
+def test_a_refused_hop_keeps_its_link_and_header() -> None:
+    [hop] = explain(hop_graph("saas"), "hr", "dst").hops
+    assert hop.link == Link("hr", "dst", "p1", "hr may call") and hop.header == "Cf-Access-Token"
+
+
+def test_a_source_without_uid_is_not_matched_by_a_rule_whose_uid_could_not_be_read() -> None:
+    unreadable_rule = Policy("p1", "?", NON_IDENTITY, include=((LINKED_APP_TOKEN, None),))
+    graph = TrustGraph([App("hr", "self_hosted"), App("dst", "self_hosted", uid=UID_B)],
+                       [Link("hr", "dst", "p1", "?")], policies={"p1": unreadable_rule},
+                       attachments={"dst": (("p1", 1),)})
+    [hop] = explain(graph, "hr", "dst").hops
+    assert hop.grants is False
