@@ -526,3 +526,13 @@ def test_a_source_without_uid_is_not_matched_by_a_rule_whose_uid_could_not_be_re
                        attachments={"dst": (("p1", 1),)})
     [hop] = explain(graph, "hr", "dst").hops
     assert hop.grants is False
+
+
+def test_a_hop_through_an_app_the_graph_does_not_hold_never_grants() -> None:
+    admits = Policy("p1", "a may call", NON_IDENTITY, include=((LINKED_APP_TOKEN, UID_A),))
+    graph = TrustGraph([App("a", "self_hosted", uid=UID_A), App("b", "self_hosted")],
+                       [Link("a", "ghost", "p1"), Link("ghost", "b", "p1")], policies={"p1": admits})
+    into, out_of = explain(graph, "a", "b").hops
+    assert (into.grants, into.reason) == (False, "`ghost` is a unknown app; Cloudflare honours linked_app_token "
+                                                 "rules only on self-hosted apps")
+    assert (out_of.grants, out_of.header) == (False, "Cf-Access-Token")
