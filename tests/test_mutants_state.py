@@ -813,3 +813,34 @@ def test_a_stack_that_cannot_be_exported_says_why(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(StateError) as caught:
         read_stack("prod", ".")
     assert str(caught.value) == "--stack prod: cannot export the stack's state: no stack named 'prod' found"
+
+
+def test_an_api_answering_with_a_redirect_is_not_followed() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests._fake_cloudflare import ACCOUNT, TOKEN, FakeCloudflare, account_from_export
+    from tests._verifier_support import dev_export
+
+    with FakeCloudflare(account_from_export(dev_export())) as api:
+        class Redirect(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                self.send_response(302)
+                self.send_header("location", api.url.rsplit("/client/v4", 1)[0] + self.path)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        redirector = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+        threading.Thread(target=redirector.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        try:
+            with pytest.raises(StateError, match="302"):
+                _cloudflare.fetch_account(f"cloudflare:{ACCOUNT}",
+                                          api_url=f"http://127.0.0.1:{redirector.server_address[1]}/client/v4",
+                                          environ={"CLOUDFLARE_API_TOKEN": TOKEN})
+            assert api.requests == []  # the API the redirect pointed at was never asked
+        finally:
+            redirector.shutdown()
+            redirector.server_close()
