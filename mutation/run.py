@@ -76,7 +76,8 @@ def known_survivors() -> dict[str, str]:
 def _functions(module: str) -> dict[str, list[str]]:
     """Function name -> source lines, of mutmut's copy of `module` (which holds each mutant as a function)."""
     source = (ROOT / "mutants" / module).read_text("utf-8")
-    return {node.name: (ast.get_source_segment(source, node) or "").splitlines()
+    lines = source.splitlines()
+    return {node.name: lines[node.lineno - 1:node.end_lineno]
             for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef)}
 
 
