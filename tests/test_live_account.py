@@ -275,3 +275,16 @@ def test_a_rule_the_account_holds_but_nobody_knows_denies(account: dict[str, Any
     assert result.exit_code == 1 and verdict["allowed"] is False
     expected = "future_selector" if where == "everywhere" else "with another require"
     assert expected in verdict["reason"] and "access/" in verdict["reason"], verdict["reason"]
+
+
+def test_the_environment_proxy_tunnels_https_to_the_api_but_never_serves_this_machine(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+                "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
+    assert _cloudflare._proxy_for(_cloudflare.DEFAULT_API_URL) == "http://proxy.corp.example:3128"
+    assert _cloudflare._proxy_for("http://127.0.0.1:8443/client/v4") is None
+    assert _cloudflare._proxy_for("https://localhost/client/v4") is None
+    monkeypatch.setenv("NO_PROXY", "api.cloudflare.com")
+    assert _cloudflare._proxy_for(_cloudflare.DEFAULT_API_URL) is None

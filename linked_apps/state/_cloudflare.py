@@ -37,6 +37,8 @@ DEADLINE = 120.0
 BODY_CAP = 32 * 1024 * 1024
 """Bytes of one response body, after decompression: a page of applications is far below this."""
 PER_PAGE = 100
+DEFAULT_API_URL = "https://api.cloudflare.com/client/v4"
+"""The SDK's own default base URL."""
 
 
 @dataclass
@@ -95,12 +97,13 @@ def fetch_account(source: str, *, api_url: str | None = None,
                          "pip install 'linked-apps[cloudflare]'") from None
 
     deadline = time.monotonic() + DEADLINE
-    transport = _CappedTransport(deadline)
-    http = httpx.Client(transport=transport, timeout=httpx.Timeout(30.0, connect=5.0),
-                        # A loopback mirror is this machine: a proxy from the environment must not answer for it.
-                        trust_env=api_url is None or not is_loopback(api_url),
-                        follow_redirects=False)
-    client = cloudflare.Cloudflare(api_token=token, base_url=api_url, http_client=http, max_retries=2)
+    base_url = api_url or DEFAULT_API_URL
+    # The transport is ours (deadline, body cap), so httpx reads no proxy from the environment itself: say here
+    # which one applies. None to this machine; for https elsewhere the environment's, which can only tunnel
+    # (TLS still checks the API's host), as for key fetches.
+    transport = _CappedTransport(deadline, proxy=_proxy_for(base_url))
+    http = httpx.Client(transport=transport, timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
+    client = cloudflare.Cloudflare(api_token=token, base_url=base_url, http_client=http, max_retries=2)
     try:
         org = client.zero_trust.organizations.list(account_id=account_id)
         apps = [_plain(a) for a in client.zero_trust.access.applications.list(account_id=account_id,
@@ -121,6 +124,16 @@ def fetch_account(source: str, *, api_url: str | None = None,
     return Account(account_id, domain if isinstance(domain, str) and domain else None, apps, policies)
 
 
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment names for `url`: never one to this machine, nor to a host NO_PROXY lists."""
+    import urllib.request
+
+    if is_loopback(url) or urllib.request.proxy_bypass(urlsplit(url).hostname or ""):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(urlsplit(url).scheme) or proxies.get("all")
+
+
 def _plain(model: Any) -> dict[str, Any]:
     """An SDK object as the JSON the API sent (field names as on the wire, unset fields left out)."""
     if hasattr(model, "to_dict"):
@@ -139,10 +152,10 @@ def _api_errors(exc: Any) -> str:
 class _CappedTransport:
     """httpx transport that holds every request to one total deadline and every body to BODY_CAP bytes."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, proxy: str | None = None) -> None:
         import httpx
 
-        self._inner = httpx.HTTPTransport()
+        self._inner = httpx.HTTPTransport(proxy=proxy)
         self._deadline = deadline
 
     def handle_request(self, request: Any) -> Any:
