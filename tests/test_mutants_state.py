@@ -848,3 +848,83 @@ def test_an_api_answering_with_a_redirect_is_not_followed() -> None:
         finally:
             redirector.shutdown()
             redirector.server_close()
+
+
+# -- after the merges: service tokens, two versions of one policy, the account's proxy --------------------------
+def _token_row(**props: Any) -> dict[str, Any]:
+    return {"type": "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken", "id": "st-1",
+            "name": "ci-urn-name", "props": props}
+
+
+@pytest.mark.parametrize(("props", "named"), [
+    ({"clientId": "cid.access", "name": "ci deploy"}, "ci deploy"),
+    ({"client_id": "cid.access", "name": "ci deploy"}, "ci deploy"),   # the API's spelling
+    ({"clientId": "cid.access"}, "ci-urn-name"),                       # no name in the props: the URN's
+])
+def test_a_service_token_is_named_by_its_props_then_its_urn(props: dict[str, Any], named: str) -> None:
+    assert graph_from_resources([_token_row(**props)]).service_tokens == {"cid.access": named}
+
+
+def test_a_service_token_with_no_name_anywhere_is_named_by_its_id() -> None:
+    row = {**_token_row(clientId="cid.access"), "name": None}
+    assert graph_from_resources([row]).service_tokens == {"cid.access": "st-1"}
+
+
+def _policy_row(pid: str, **props: Any) -> dict[str, Any]:
+    return {"type": POLICY, "id": pid, "path": f"policies[{pid}]", "props": {"name": pid, **props}}
+
+
+def _app_with(entry: dict[str, Any]) -> dict[str, Any]:
+    return {"type": APP, "id": UID["api"], "path": "apps[api]",
+            "props": {"name": "api", "type": "self_hosted", "policies": [entry]}}
+
+
+LINKED = {"linkedAppToken": {"appUid": UID["front"]}}
+
+
+@pytest.mark.parametrize(("copy_of", "another"), [
+    ({"decision": "allow"}, "decision"),
+    ({"requires": [LINKED]}, "require"),
+    ({"decision": "allow", "excludes": [LINKED]}, "decision, exclude"),
+])
+def test_an_attachment_repeating_a_policy_differently_makes_it_unreadable(copy_of: dict[str, Any],
+                                                                          another: str) -> None:
+    rows = [_policy_row("p1", decision="non_identity", includes=[LINKED]),
+            _app_with({"id": "p1", "precedence": 1, **copy_of})]
+    policy = graph_from_resources(rows).policies["p1"]
+    assert policy.unreadable == (f"apps[api].policies[0] repeats policy 'p1' with another {another}",)
+
+
+def test_an_attachment_repeating_a_policy_faithfully_changes_nothing() -> None:
+    rows = [_policy_row("p1", decision="non_identity", includes=[LINKED]),
+            _app_with({"id": "p1", "precedence": 1, "decision": "non_identity", "includes": [LINKED]})]
+    assert graph_from_resources(rows).policies["p1"].unreadable == ()
+
+
+def test_an_attachment_repeating_a_policy_unreadably_makes_it_unreadable() -> None:
+    rows = [_policy_row("p1", decision="non_identity", includes=[LINKED]),
+            _app_with({"id": "p1", "precedence": 1, "includes": [LINKED, 7, "x"]})]
+    (why,) = graph_from_resources(rows).policies["p1"].unreadable
+    assert why == ("apps[api].policies[0] repeats policy 'p1' unreadably: apps[api].policies[0].includes[1] is a "
+                   "number, not a rule object; apps[api].policies[0].includes[2] is a string, not a rule object")
+
+
+def test_two_policies_with_one_id_keep_the_first_and_mark_it() -> None:
+    rows = [_policy_row("p1", decision="non_identity", includes=[LINKED]), _policy_row("p1", decision="allow")]
+    policy = graph_from_resources(rows).policies["p1"]
+    assert policy.decision == "non_identity" and policy.unreadable == ("two policies in the state have id 'p1'",)
+
+
+def test_all_proxy_serves_when_no_scheme_proxy_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ALL_PROXY", "http://proxy.corp.example:3128")
+    assert _cloudflare._proxy_for("https://api.cloudflare.com/client/v4") == "http://proxy.corp.example:3128"
+
+
+def test_the_account_transport_goes_through_the_proxy_it_is_given() -> None:
+    import httpcore
+
+    assert isinstance(_cloudflare._CappedTransport(time.monotonic() + 1, proxy="http://127.0.0.1:9")._inner._pool,
+                      httpcore.HTTPProxy)
+    assert not isinstance(_cloudflare._CappedTransport(time.monotonic() + 1)._inner._pool, httpcore.HTTPProxy)

@@ -194,9 +194,11 @@ def _check_copy(policies: dict[str, Policy], pid: str, entry: Mapping[str, Any],
     given = [kind for kind, keys in (("decision", ("decision",)), *_RULE_LISTS)
              if any(entry.get(k) is not None for k in keys)]
     differ = [kind for kind in given if getattr(copy, kind) != getattr(policy, kind)]
-    if differ or copy.unreadable:
+    # Only what the copy gives is judged: a copy of the rules alone need not repeat the decision.
+    unreadable = [p for p in copy.unreadable if "decision" in given or not p.startswith(f"{at}.decision ")]
+    if differ or unreadable:
         why = (f"{at} repeats policy {pid!r} with another {', '.join(differ)}" if differ
-               else f"{at} repeats policy {pid!r} unreadably: {'; '.join(copy.unreadable)}")
+               else f"{at} repeats policy {pid!r} unreadably: {'; '.join(unreadable)}")
         policies[pid] = replace(policy, unreadable=(*policy.unreadable, why))
 
 
@@ -257,12 +259,11 @@ def graph_from_resources(
             if client_id:
                 service_tokens[client_id] = _str(props, "name") or _str(res, "name") or rid or client_id
         elif typ == POLICY_TYPE and rid:
-            policy = _policy(rid, props, at, inline=False)
             if rid in policies:  # two resources claim one id: neither can be trusted to be the deployed one
                 twice = f"two policies in the state have id {rid!r}"
-                policy = replace(policy, unreadable=(*policy.unreadable, twice))
                 policies[rid] = replace(policies[rid], unreadable=(*policies[rid].unreadable, twice))
-            policies.setdefault(rid, policy)
+            else:
+                policies[rid] = _policy(rid, props, at, inline=False)
         elif typ == APP_TYPE:
             name = _str(props, "name") or _str(res, "name") or rid or "?"
             uid = (rid or _str(props, "uid") or "").lower() or None
