@@ -851,6 +851,9 @@ def test_an_api_answering_with_a_redirect_is_not_followed() -> None:
 
 
 # -- after the merges: service tokens, two versions of one policy, the account's proxy --------------------------
+# Rows in the reader's own input form `{"type", "id", "name", "path", "props"}`, as graph_from_export builds them
+# from a stack export (props: a resource's outputs, camelCase as pulumi-cloudflare 6 names them) and as the account
+# reader builds them from the API (snake_case, e.g. `client_id`).
 def _token_row(**props: Any) -> dict[str, Any]:
     return {"type": "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken", "id": "st-1",
             "name": "ci-urn-name", "props": props}
