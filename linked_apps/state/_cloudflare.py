@@ -182,12 +182,6 @@ class _CappedTransport:
     def close(self) -> None:
         self._inner.close()
 
-    def __enter__(self) -> _CappedTransport:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def _capped(stream: Iterator[bytes], deadline: float) -> Iterator[bytes]:
     """The decoded body, refused past BODY_CAP bytes or past the deadline (a server trickling bytes)."""
