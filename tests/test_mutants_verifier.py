@@ -121,6 +121,116 @@ def test_a_key_set_serves_only_signing_keys_it_fetched() -> None:
         keys.key(KEY.kid)
 
 
+@pytest.mark.parametrize("spoil", [lambda v: v + "=" * (-len(v) % 4 or 4), lambda v: v.replace("-", "+") + "+",
+                                   lambda v: v[:-1] + "B", lambda v: v + " ", lambda v: v[:5] + "\u00e9" + v[6:]])
+def test_a_jwk_number_that_is_not_canonical_unpadded_base64url_makes_the_entry_unusable(spoil: Any) -> None:
+    # RFC 7518 section 6.3.1: n and e are base64url without padding; read as strictly as a token's segments.
+    n = jwk()["n"]
+    assert len(n) % 4 == 2  # a 2048-bit modulus: its last character carries four unused bits
+    with pytest.raises(ValueError, match="no usable RSA signing key"):
+        parse_jwks({"keys": [jwk(n=spoil(n))]})
+
+
+@pytest.mark.parametrize(("e", "value"), [("AQAB", 65537), ("AQE", 257), ("Aw", 3)])
+def test_a_jwk_exponent_of_any_length_is_read_big_endian(e: str, value: int) -> None:
+    assert parse_jwks({"keys": [jwk(e=e)]})[KEY.kid].public_numbers().e == value
+
+
+@pytest.mark.parametrize(("error", "shown"), [(RuntimeError("x" * 300), "x" * 200 + ")"),
+                                              (RuntimeError(), "(RuntimeError)")])
+def test_a_failed_fetch_is_named_in_at_most_200_characters_or_by_its_class(
+        monkeypatch: pytest.MonkeyPatch, error: Exception, shown: str) -> None:
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(_keys, "get", failing)
+    with pytest.raises(KeysUnavailable) as caught:
+        KeySet("https://t/certs", clock=Clock()).key(KEY.kid)
+    assert str(caught.value).endswith(f"failed {shown}") if shown.startswith("(") else shown in str(caught.value)
+    assert "x" * 201 not in str(caught.value)
+
+
+class HeldServer:
+    """A key server whose answers after the first wait until the test lets them go: a fetch in flight."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.asked = threading.Event()
+        self.requests = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        if self.requests > 1:
+            self.asked.set()
+            self.release.wait(30)
+        return httpx.Response(200, json=jwks(KEY))
+
+
+def fetch_in_flight(keys: KeySet) -> threading.Thread:
+    """Start a refresh in another thread and return once its request is held by the server."""
+    server = keys._client._transport.handler  # type: ignore[union-attr]
+    thread = threading.Thread(target=keys.refresh, daemon=True)
+    thread.start()
+    assert server.asked.wait(5)
+    return thread
+
+
+def call(fn: Any, *args: Any) -> tuple[threading.Thread, list[Any]]:
+    """Run fn(*args) in a thread; the list receives its result or its exception."""
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(fn(*args))
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_keys_within_max_stale_serve_without_waiting_for_a_fetch_in_flight() -> None:
+    clock, server = Clock(1000.0), HeldServer()
+    keys = KeySet("https://t/certs", client=httpx.Client(transport=httpx.MockTransport(server)), clock=clock,
+                  ttl=10, cooldown=0, max_stale=100, timeout=60)
+    keys.key(KEY.kid)
+    fetcher = fetch_in_flight(keys)
+    try:
+        clock.advance(100)  # exactly max_stale old: still servable, so the caller must not queue behind the fetch
+        caller, out = call(keys.key, KEY.kid)
+        caller.join(10)  # the fetch in flight is held for up to 30 s and the lock wait is 60 s
+        assert not caller.is_alive() and out and not isinstance(out[0], Exception)
+    finally:
+        server.release.set()
+        fetcher.join(10)
+
+
+def test_a_caller_without_usable_keys_gives_up_on_a_fetch_overrunning_its_deadline_and_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fetch ends at its deadline (the _http tests); this one overruns it, as a stuck parse or a slow machine
+    # could: the waiter still gives up after its own timeout.
+    release, asked = threading.Event(), threading.Event()
+
+    def overrunning(*args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        asked.set()
+        release.wait(30)
+        return 200, json.dumps(jwks(KEY)).encode()
+
+    monkeypatch.setattr(_keys, "get", overrunning)
+    keys = KeySet("https://t/certs", clock=Clock(1000.0), timeout=0.2)
+    fetcher = threading.Thread(target=keys.refresh, daemon=True)
+    fetcher.start()
+    try:
+        assert asked.wait(5)
+        with pytest.raises(KeysUnavailable, match=r"in flight did not finish within 0.2 s; failing closed"):
+            keys.key(KEY.kid)
+    finally:
+        release.set()
+        fetcher.join(10)
+    assert keys.key(KEY.kid)  # the overrunning fetch's keys serve once it is done
+
+
 # -- the key set: time limits ---------------------------------------------------------------------------------
 def test_keys_are_refetched_exactly_when_the_ttl_runs_out() -> None:
     clock = Clock(1000.0)
@@ -308,10 +418,38 @@ def test_a_header_seen_on_a_verified_token_is_not_checked_again_but_the_payload_
         _jws.parse(f"{h64}.{b64url(b'nope')}.{token.split('.')[2]}", {h64: "remembered"})
 
 
-@pytest.mark.parametrize("token", ["a.b", "a.b.c.d", ".b.c", "a..c", "a.b.", 5, b"a.b.c"])
+@pytest.mark.parametrize("token", ["a.b", "a.b.c.d", ".b.c", "a..c", "a.b.", ".e30.c2ln", "e30..c2ln", "e30.e30.",
+                                   "..", "e30.e30.c2ln.", 5, b"a.b.c"])
 def test_anything_but_three_non_empty_segments_is_not_a_compact_jws(token: Any) -> None:
-    with pytest.raises(TokenRejected, match="malformed token"):
+    # The reason says what is wrong with the whole token, never that an empty segment "is not JSON".
+    with pytest.raises(TokenRejected, match="malformed token: not (a compact JWS|a string)"):
         _jws.parse(token)
+
+
+@pytest.mark.parametrize("segment", ["header", "payload", "signature"])
+@pytest.mark.parametrize(("bad", "why"), [("=", "padding or the standard alphabet"),
+                                          ("+", "padding or the standard alphabet"),
+                                          (" ", "is not valid base64url"), ("\u00e9", "is not valid base64url")])
+def test_a_segment_outside_the_base64url_alphabet_is_named_in_the_reason(segment: str, bad: str, why: str) -> None:
+    # The header holds "-" and "_" (canonical base64url), which must read as such while the broken part is sought.
+    header = b64url(json.dumps({"alg": "RS256", "kid": "k\u00fb\u00ff?>"}).encode())
+    assert "-" in header or "_" in header
+    parts = dict(zip(("header", "payload", "signature"), (header, b64url(b'{"a":1}'), b64url(b"s" * 256))))
+    parts[segment] = parts[segment][:1] + bad + parts[segment][2:]  # same length: only the alphabet is wrong
+    with pytest.raises(TokenRejected) as caught:
+        _jws.parse(".".join(parts.values()))
+    assert f"malformed token: the {segment} " in str(caught.value) and why in str(caught.value)
+
+
+@pytest.mark.parametrize(("tail", "ok"), [(" \t\r\n", True), ("X", False), (" X", False), ("{}", False),
+                                          ("\u00a0", False), ("\f", False)])
+def test_after_the_json_object_only_json_whitespace_may_follow(tail: str, ok: bool) -> None:
+    token = f"{b64url(json.dumps({'alg': 'RS256', 'kid': 'k'}).encode())}.{b64url(('{}' + tail).encode())}.{b64url(b's')}"
+    if ok:
+        assert _jws.parse(token).claims == {}
+    else:
+        with pytest.raises(TokenRejected, match="the payload is not JSON"):
+            _jws.parse(token)
 
 
 def test_a_signature_of_the_wrong_length_or_by_another_key_is_refused() -> None:
@@ -561,6 +699,45 @@ def test_dropping_keys_forgets_only_tokens_of_that_key_set_and_kid() -> None:
     cache.put("t3", _cache.Entry(1e18, other, "k1", {}, ()))  # type: ignore[arg-type]
     cache.drop_keys(mine, frozenset({"k1"}))  # type: ignore[arg-type]
     assert sorted(cache.entries) == ["t2", "t3"]
+
+
+class RacingKids(frozenset):  # type: ignore[type-arg]
+    """A set of kids whose membership test lets "another thread" drop the entry being looked at first."""
+
+    cache: _cache.TokenCache
+
+    def __contains__(self, kid: object) -> bool:
+        dropped = frozenset.__contains__(self, kid)
+        if dropped:
+            for token in [t for t, entry in self.cache.entries.items() if entry.kid == kid]:
+                del self.cache.entries[token]
+        return dropped
+
+
+def test_dropping_keys_tolerates_another_thread_dropping_the_same_token_first() -> None:
+    keyset = object()
+    cache = _cache.TokenCache(10)
+    cache.put("t1", _cache.Entry(1e18, keyset, "k1", {}, ()))  # type: ignore[arg-type]
+    cache.put("t2", _cache.Entry(1e18, keyset, "k2", {}, ()))  # type: ignore[arg-type]
+    kids = RacingKids({"k1"})
+    kids.cache = cache
+    cache.drop_keys(keyset, kids)  # type: ignore[arg-type]
+    assert list(cache.entries) == ["t2"]
+
+
+class RacingEntries(dict):  # type: ignore[type-arg]
+    """The cache's dict, where "another thread" evicts the oldest entry just before this one tries to."""
+
+    def __delitem__(self, token: str) -> None:
+        dict.__delitem__(self, token)
+        raise KeyError(token)
+
+
+def test_a_new_entry_is_cached_even_when_another_thread_evicted_for_it() -> None:
+    cache = _cache.TokenCache(2)
+    cache.entries = RacingEntries(a=_cache.Entry(1e18, None, "k", {}, ()), b=_cache.Entry(1e18, None, "k", {}, ()))
+    cache.put("c", _cache.Entry(1e18, None, "k", {}, ()))
+    assert list(cache.entries) == ["b", "c"]
 
 
 def test_the_verifier_cache_size_bounds_cached_tokens() -> None:
@@ -878,6 +1055,87 @@ def test_one_small_chunk_that_inflates_past_the_cap_is_refused() -> None:
     bomb = gzip.compress(b"\0" * 10_000_000)
     with pytest.raises(FetchFailed, match="larger than 1000 bytes"):
         get("https://t/x", timeout=2, max_body=1000, client=streaming(bomb, "gzip", pieces=1))
+
+
+class CountingInflate:
+    """zlib's decompressor, counting what it hands out: the inflated bytes held at once are the memory cost."""
+
+    real = staticmethod(zlib.decompressobj)
+
+    def __init__(self, wbits: int) -> None:
+        self.inner = self.real(wbits)
+        self.out = 0
+        self.asked: list[int] = []
+
+    def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+        self.asked.append(max_length)
+        out = self.inner.decompress(data, max_length)
+        self.out += len(out)
+        return out
+
+    def flush(self, *args: int) -> bytes:
+        out = self.inner.flush(*args)
+        self.out += len(out)
+        return out
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        return self.inner.unconsumed_tail
+
+
+@pytest.mark.parametrize("pieces", [1, 3, 40])
+def test_a_bomb_is_never_inflated_past_one_byte_over_the_cap(monkeypatch: pytest.MonkeyPatch, pieces: int) -> None:
+    made: list[CountingInflate] = []
+    monkeypatch.setattr(_http.zlib, "decompressobj", lambda wbits: made.append(CountingInflate(wbits)) or made[-1])
+    bomb = gzip.compress(b"\0" * 10_000_000)
+    with pytest.raises(FetchFailed, match="larger than 1000 bytes"):
+        get("https://t/x", timeout=5, max_body=1000, client=streaming(bomb, "gzip", pieces=pieces))
+    assert made[0].out == 1001  # the byte that proves the body is over the cap, and not one more
+    assert 0 not in made[0].asked  # zlib reads a max_length of 0 as "no limit"
+
+
+def test_an_answer_just_under_the_cap_is_inflated_in_steps_never_past_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[CountingInflate] = []
+    monkeypatch.setattr(_http.zlib, "decompressobj", lambda wbits: made.append(CountingInflate(wbits)) or made[-1])
+    body = b"[" + b"0," * 498 + b"0] "
+    assert len(body) == 1000
+    assert get("https://t/x", timeout=5, max_body=1000, client=streaming(gzip.compress(body), "gzip", pieces=7)) \
+        == (200, body)
+    assert made[0].out == 1000 and all(0 < asked <= 1001 for asked in made[0].asked)
+
+
+def test_a_chunk_arriving_exactly_at_the_deadline_is_read_and_one_after_it_is_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(_http.time, "monotonic", lambda: now[0])
+    client = streaming(b"{}", None)
+    assert _http._get("https://t/x", client, 100.0, 2, 10, {}) == (200, b"{}")
+    now[0] = 100.001
+    with pytest.raises(FetchFailed, match="no complete answer within 2 s"):
+        _http._get("https://t/x", client, 100.0, 2, 10, {})
+
+
+def test_the_fetch_runs_in_a_named_daemon_thread() -> None:
+    # daemon: a worker left behind by its caller's deadline never holds the interpreter's exit; the name shows
+    # in thread dumps whose threads those are.
+    seen: list[threading.Thread] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(threading.current_thread())
+        return httpx.Response(200, content=b"{}")
+
+    get("https://t/x", timeout=2, max_body=10, client=httpx.Client(transport=httpx.MockTransport(answer)))
+    assert seen[0] is not threading.main_thread()
+    assert seen[0].name == "linked-apps-fetch" and seen[0].daemon is True
+
+
+def test_a_long_error_is_cut_at_200_characters() -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("y" * 500)
+
+    with pytest.raises(FetchFailed) as caught:
+        get("https://t/x", timeout=2, max_body=100, client=httpx.Client(transport=httpx.MockTransport(fail)))
+    assert str(caught.value) == "y" * 200
 
 
 @pytest.mark.parametrize(("encoding", "why"), [("br", "br-encoded"), ("compress", "compress-encoded"),

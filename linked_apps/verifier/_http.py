@@ -81,7 +81,7 @@ def _get(url: str, client: httpx.Client, deadline: float, timeout: float, max_bo
          headers: dict[str, str]) -> tuple[int, bytes]:
     with client.stream("GET", url, timeout=timeout, follow_redirects=False,
                        headers={**headers, "accept-encoding": "identity"}) as response:
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        encoding = response.headers.get("content-encoding", "").strip().lower()
         if encoding not in ("identity", "", "gzip", "x-gzip", "deflate"):
             raise FetchFailed(f"the answer is {encoding[:20]}-encoded, which this client does not read")
         inflate = zlib.decompressobj(32 + zlib.MAX_WBITS) if encoding not in ("identity", "") else None
@@ -92,14 +92,13 @@ def _get(url: str, client: httpx.Client, deadline: float, timeout: float, max_bo
         for chunk in chunks:
             if time.monotonic() > deadline:
                 raise FetchFailed(f"no complete answer within {timeout:g} s")
-            while chunk:  # inflate at most up to the cap, however much one chunk would expand
-                out = inflate.decompress(chunk, max_body + 1 - len(body)) if inflate else chunk
-                chunk = inflate.unconsumed_tail if inflate else b""
-                body += out
-                if len(body) > max_body:
-                    raise FetchFailed(f"the answer is larger than {max_body} bytes")
-        if inflate is not None:
-            body += inflate.flush(max_body + 1 - len(body))
+            # Inflate at most one byte past the cap, however much the chunk would expand: input left over
+            # (zlib's unconsumed_tail) means that limit was reached, so the answer is refused anyway.
+            body += inflate.decompress(chunk, max_body + 1 - len(body)) if inflate else chunk
+            if len(body) > max_body:
+                raise FetchFailed(f"the answer is larger than {max_body} bytes")
+        if inflate is not None:  # all input was taken, so this is only what zlib still holds back (a few bytes)
+            body += inflate.flush()
             if len(body) > max_body:
                 raise FetchFailed(f"the answer is larger than {max_body} bytes")
         return response.status_code, bytes(body)

@@ -58,7 +58,7 @@ def looks_like_jws(token: str) -> bool:
     return len(token) <= MAX_TOKEN_LENGTH and _COMPACT.fullmatch(token) is not None
 
 
-def b64url_decode(segment: str, what: str) -> bytes:
+def b64url_decode(segment: str, what: str = "value") -> bytes:
     """Canonical unpadded base64url only: padding, the standard alphabet, whitespace, or unused bits that are
     not zero (a second spelling of the same bytes) reject the segment."""
     rem = len(segment) % 4

@@ -13,16 +13,17 @@ Only the `keys` array (JWKs) is read; `public_cert`/`public_certs` are ignored, 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from base64 import urlsafe_b64decode
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
 
-from ..errors import KeysUnavailable
+from ..errors import KeysUnavailable, TokenRejected
 from ._http import get
+from ._jws import b64url_decode
 
 if TYPE_CHECKING:
     import httpx
@@ -33,6 +34,7 @@ DEFAULT_MAX_STALE = 24 * 3600.0
 DEFAULT_TIMEOUT = 3.0
 MAX_BODY = 256 * 1024
 MIN_RSA_BITS = 2048
+_NEVER = -math.inf
 
 Listener = Callable[["KeySet", frozenset[str]], None]
 
@@ -58,10 +60,10 @@ def check_options(names: Mapping[str, str] | None = None, **options: Any) -> lis
 
 
 def _b64_int(value: Any) -> int:
-    if not isinstance(value, str) or not value:
+    """A JWK's unsigned integer (RFC 7518 section 6.3.1): canonical unpadded base64url only, as in tokens."""
+    if not isinstance(value, str):
         raise ValueError("not a base64url string")
-    raw = urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    return int.from_bytes(raw, "big")
+    return int.from_bytes(b64url_decode(value))  # big-endian
 
 
 def parse_jwks(doc: Any) -> dict[str, RSAPublicKey]:
@@ -79,7 +81,7 @@ def parse_jwks(doc: Any) -> dict[str, RSAPublicKey]:
             continue
         try:
             key = RSAPublicNumbers(_b64_int(jwk.get("e")), _b64_int(jwk.get("n"))).public_key()
-        except (ValueError, TypeError):
+        except (ValueError, TokenRejected):  # not base64url, or numbers no RSA key has
             continue
         if key.key_size >= MIN_RSA_BITS:
             keys[kid] = key
@@ -112,7 +114,7 @@ class KeySet:
         self._keys: dict[str, RSAPublicKey] = {}
         self._fetched_at: float | None = None
         """When the current keys were fetched (None: never)."""
-        self._attempted_at: float | None = None
+        self._attempted_at = _NEVER
         self._completed = 0
         """Fetches finished (either way); a caller that waited for the lock compares it to skip a second fetch."""
         self._error: str | None = None
@@ -131,11 +133,14 @@ class KeySet:
     def good_until(self) -> float:
         """Until when the current keys need no second look: the TTL, or the next retry after a failure."""
         if self._fetched_at is None:
-            return float("-inf")
+            return _NEVER
         if self._error is None:
             return self._fetched_at + self.ttl
-        retry = (self._attempted_at or 0.0) + self.cooldown
-        return min(retry, self._fetched_at + self.max_stale)
+        return min(self._attempted_at + self.cooldown, self._fetched_at + self.max_stale)
+
+    def _servable(self, now: float) -> bool:
+        """Keys were fetched, and not longer than `max_stale` ago."""
+        return self._fetched_at is not None and now - self._fetched_at <= self.max_stale
 
     def on_change(self, listener: Listener) -> None:
         """Call `listener(keyset, removed_kids)` whenever a fetch drops or replaces keys."""
@@ -144,12 +149,13 @@ class KeySet:
     def key(self, kid: str) -> RSAPublicKey:
         """The key named `kid`, fetching as the rules above allow; KeysUnavailable says why there is none."""
         now = self._clock()
-        waited_out = False
-        if self._fetched_at is None or now >= self.good_until:
-            waited_out = not self._refresh(now, wait=not self._keys or now - (self._fetched_at or 0.0) > self.max_stale)
+        seen = self._completed  # read before the due check, so a fetch finishing after it is noticed
+        # Due (never fetched, TTL over, or a retry allowed after a failure): refresh, and wait for a fetch in
+        # flight only when the keys at hand cannot be served.
+        waited_out = now >= self.good_until and not self._refresh(now, seen, wait=not self._servable(now))
         key = self._keys.get(kid)
         if key is None and not waited_out and self._may_retry(self._clock()):
-            waited_out = not self._refresh(self._clock(), wait=True, unknown_kid=True)
+            waited_out = not self._refresh(self._clock(), self._completed, wait=True)
             key = self._keys.get(kid)
         now = self._clock()
         if key is None and waited_out:
@@ -157,7 +163,7 @@ class KeySet:
                                   "failing closed")
         if self._fetched_at is None:
             raise KeysUnavailable(f"no signing keys: fetching {self.url} failed ({self._error or 'not fetched'})")
-        if now - self._fetched_at > self.max_stale:
+        if not self._servable(now):
             raise KeysUnavailable(
                 f"the signing keys from {self.url} are {int(now - self._fetched_at)} s old, beyond the "
                 f"{int(self.max_stale)} s allowed, and refetching fails ({self._error}); failing closed")
@@ -169,21 +175,19 @@ class KeySet:
 
     # -- fetching -----------------------------------------------------------------------------------------
     def _may_retry(self, now: float) -> bool:
-        return self._attempted_at is None or now - self._attempted_at >= self.cooldown
+        return now - self._attempted_at >= self.cooldown
 
-    def _refresh(self, now: float, *, wait: bool, unknown_kid: bool = False) -> bool:
+    def _refresh(self, now: float, seen: int, *, wait: bool) -> bool:
         """Fetch unless another thread is already fetching (then wait for it only if `wait`, and at most one
-        fetch's deadline). False when we waited and the fetch in flight did not finish in time."""
-        seen = self._completed
+        fetch's deadline) or a fetch finished since the caller read `seen` of `_completed` and decided to ask.
+        False when we waited and the fetch in flight did not finish in time. The caller checked the cooldown
+        for an unknown kid; a failed fetch's cooldown is checked here, as the keys can be due for max_stale."""
         if not self._lock.acquire(timeout=self.timeout if wait else 0):
             return not wait
         try:
             if self._completed != seen:
-                return True  # a fetch finished while we waited: use its result
-            if unknown_kid or self._error is not None:
-                if not self._may_retry(now):
-                    return True
-            elif self._fetched_at is not None and now < self.good_until:
+                return True  # a fetch finished since the caller looked: use its result
+            if self._error is not None and not self._may_retry(now):
                 return True
             self._fetch()
             return True
