@@ -136,12 +136,22 @@ def report(modules: list[str], *, markdown: bool = False) -> int:
     return 0
 
 
+def forget_plain_copies(modules: list[str]) -> None:
+    """A module newly added to only_mutate may sit in mutants/ as a plain copy from an earlier run; mutmut takes
+    a copy newer than its source as up to date and would never mutate it, so such a copy (no .meta) goes."""
+    for module in modules:
+        copy = ROOT / "mutants" / module
+        if copy.exists() and not copy.with_name(copy.name + ".meta").exists():
+            copy.unlink()
+
+
 def main(argv: list[str]) -> int:
     again = "--again" in argv
     only_report = "--report" in argv
     modules = resolve([a for a in argv if not a.startswith("--")], configured_modules())
     children = os.environ.get("MUTATE_CHILDREN", "2")
     if not only_report:
+        forget_plain_copies(modules)
         for module in modules:
             print(f"\n== {module}", flush=True)
             if again:
