@@ -138,11 +138,13 @@ def report(modules: list[str], *, markdown: bool = False) -> int:
 
 def forget_plain_copies(modules: list[str]) -> None:
     """A module newly added to only_mutate may sit in mutants/ as a plain copy from an earlier run; mutmut takes
-    a copy newer than its source as up to date and would never mutate it, so such a copy (no .meta) goes."""
+    a copy newer than its source as up to date and would never mutate it, so such a copy (no .meta) goes, and
+    with it the record of which tests run which function (it knows none of the new module's)."""
     for module in modules:
         copy = ROOT / "mutants" / module
         if copy.exists() and not copy.with_name(copy.name + ".meta").exists():
             copy.unlink()
+            (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
 
 
 def main(argv: list[str]) -> int:

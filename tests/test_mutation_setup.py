@@ -53,8 +53,12 @@ def test_a_plain_copy_of_a_newly_listed_module_is_removed_so_mutmut_mutates_it(
     for copy in (mutated, plain):
         copy.write_text("x = 1\n")
     mutated.with_name("a.py.meta").write_text("{}")
+    stats = tmp_path / "mutants/mutmut-stats.json"
+    stats.write_text("{}")
+    run.forget_plain_copies(["pkg/a.py"])
+    assert stats.exists()
     run.forget_plain_copies(["pkg/a.py", "pkg/b.py", "pkg/c.py"])
-    assert mutated.exists() and not plain.exists()
+    assert mutated.exists() and not plain.exists() and not stats.exists()
 
 
 def test_the_report_counts_kills_known_and_new_survivors_and_exits_1_on_a_new_one(

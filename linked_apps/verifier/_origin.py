@@ -38,6 +38,8 @@ USER, SERVICE_TOKEN, LINKED_APP = "user", "service-token", "linked-app"
 NO_ASSERTION_REASON = ("no Access assertion: the request carries neither Cf-Access-Jwt-Assertion nor a "
                        "CF_Authorization cookie, so it did not come through Cloudflare Access")
 _FLOW_HEADER = {"cf-access-token": "Cf-Access-Token", "bearer": "Authorization: Bearer"}
+_PRINCIPAL_CLAIMS = ("sub", "common_name", "email")
+"""What names a token's principal, strongest first."""
 
 
 class RequestRefused(Exception):
@@ -73,23 +75,16 @@ def origin_target(verifier: Verifier, ref: str) -> str:
     return app.name
 
 
-def _principal(identity: Mapping[str, str]) -> tuple[str, str] | None:
-    """Who a token names, for comparing two tokens of one request."""
-    if identity.get("sub"):
-        return ("sub", identity["sub"])
-    if identity.get("common_name"):
-        return ("common_name", identity["common_name"])
-    if identity.get("email"):
-        return ("email", identity["email"].lower())
-    return None
-
-
 def same_principal(ours: Mapping[str, str], theirs: Mapping[str, str]) -> bool:
-    """`sub` decides when both tokens have one; else `common_name`, else `email` (case-insensitive)."""
-    if ours.get("sub") and theirs.get("sub"):
-        return ours["sub"] == theirs["sub"]
-    mine = _principal(ours)
-    return mine is not None and mine == _principal(theirs)
+    """Do two tokens of one request name one principal? The strongest claim either token has decides, and the
+    other must have it too: `sub`, else `common_name`, else `email` (case-insensitive). Nothing names no one."""
+    for claim in _PRINCIPAL_CLAIMS:
+        mine, yours = ours.get(claim), theirs.get(claim)
+        if mine or yours:
+            if not (mine and yours):
+                return False
+            return mine.lower() == yours.lower() if claim == "email" else mine == yours
+    return False
 
 
 def _who(identity: Mapping[str, str]) -> str:
@@ -240,8 +235,8 @@ class OriginCheck:
                                         f"names {_who(forwarded.identity)}, not the user of the Access assertion "
                                         f"({_who(person.identity)})", target, forwarded.source, person.identity,
                                  forwarded.policy, forwarded.flow, None, LINKED_APP)
-        expires = min(e for e in (person.expires, forwarded.expires) if e is not None) \
-            if person.expires is not None or forwarded.expires is not None else None
+        # An admitted assertion always has `exp`; a token vouched for by userinfo may have none.
+        expires = min(e for e in (person.expires, forwarded.expires) if e is not None)
         return OriginVerdict(True, f"linked call from {forwarded.source} for {_who(person.identity)}: "
                                    f"{forwarded.reason}", target, forwarded.source, person.identity,
                              forwarded.policy, forwarded.flow, expires, LINKED_APP)
