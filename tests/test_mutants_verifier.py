@@ -1308,6 +1308,74 @@ def test_an_unknown_target_is_a_deny_naming_it() -> None:
     assert not verdict.allowed and "nope" in verdict.reason and verdict.target is None
 
 
+# -- the verifier's memos: each does its job, and each is bounded ----------------------------------------------
+from linked_apps.verifier import _verifier as _verifier_module  # noqa: E402
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[Any]:
+    """Count calls of owner.name (a module function or a method), still calling it."""
+    calls: list[Any] = []
+    real = getattr(owner, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spy)
+    return calls
+
+
+def test_a_token_seen_before_is_not_verified_again_for_another_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    v = verifier()
+    checked = counting(monkeypatch, _verifier_module._jws, "verify_signature")
+    claims = app_claims(AUD["front"])
+    token = KEY.mint(claims)
+    assert v.decide("api", cf_access_token=token).expires == claims["exp"]
+    refused = v.decide("reports", cf_access_token=token)
+    assert not refused.allowed and refused.expires == claims["exp"] and refused.identity["email"] == "ann@acme.com"
+    assert len(checked) == 1
+
+
+def test_a_header_once_verified_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    v = verifier()
+    headers = counting(monkeypatch, _jws, "_check_header")
+    for jti in ("1", "2", "3"):
+        assert v.decide("api", cf_access_token=KEY.mint(app_claims(AUD["front"], jti=jti))).allowed
+    assert len(headers) == 1
+
+
+def test_the_grant_for_one_source_target_and_flow_is_worked_out_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    v = verifier()
+    grants = counting(monkeypatch, v, "_grant")
+    found = counting(monkeypatch, _verifier_module, "sources_by_aud")
+    for jti in ("1", "2", "3"):
+        assert v.decide("api", cf_access_token=KEY.mint(app_claims(AUD["front"], jti=jti))).allowed
+    assert len(grants) == 1 and len(found) == 1
+    assert v.decide("reports", cf_access_token=KEY.mint(app_claims(AUD["front"], jti="4"))).allowed is False
+    assert len(grants) == 2 and len(found) == 1
+
+
+def test_a_target_is_looked_up_in_the_graph_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    v = verifier()
+    finds = counting(monkeypatch, v.graph, "find")
+    assert v.target("api") is v.target("api") is v.graph.apps["api"]
+    assert len(finds) == 1
+
+
+def test_the_verifiers_memos_are_bounded() -> None:
+    v = verifier()
+    for i in range(_verifier_module._MAX_VERIFIED_HEADERS + 3):
+        assert v.decide("api", cf_access_token=KEY.mint(app_claims(AUD["front"]), headers={"n": i})).allowed
+    assert len(v._verified_headers) == _verifier_module._MAX_VERIFIED_HEADERS
+    tags = [f"{i:064x}" for i in range(_verifier_module._MAX_VERIFIED_HEADERS + 3)]
+    for tag in tags:
+        assert v.decide("api", cf_access_token=KEY.mint(app_claims([AUD["front"], tag]))).allowed
+    assert len(v._sources) == _verifier_module._MAX_VERIFIED_HEADERS
+    for i in range(1030):  # 1030 spellings of one app's domain, each a reference of its own
+        assert v.target(" " * i + "api.acme.com").name == "api"
+    assert len(v._targets) == 1024
+
+
 # -- the decision: what the target's trust must be read in full for ----------------------------------------
 def policy_outputs(doc: dict[str, Any], pid: str) -> dict[str, Any]:
     return app_resource(doc, pid)["outputs"]
