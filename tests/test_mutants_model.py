@@ -530,3 +530,86 @@ def test_a_hop_through_an_app_the_graph_does_not_hold_never_grants() -> None:
     assert (into.grants, into.reason) == (False, "`ghost` is a unknown app; Cloudflare honours linked_app_token "
                                                  "rules only on self-hosted apps")
     assert (out_of.grants, out_of.header) == (False, "Cf-Access-Token")
+
+
+# -- provider value rules: the exact refusal, at each edge -----------------------------------------------------
+from linked_apps.model.rules import (  # noqa: E402
+    GRANT_TYPES,
+    SCOPES,
+    check_access_domain,
+    check_access_token_lifetime,
+    check_choices,
+    check_email_domain,
+    check_session_duration,
+)
+
+
+@pytest.mark.parametrize(("values", "what", "message"), [
+    (["bogus"], "OIDC scope", "'bogus' is not an OIDC scope; use openid, groups, email or profile"),
+    (["bogus"], "scope", "'bogus' is not a scope; use openid, groups, email or profile"),
+    (["bogus"], "extra scope", "'bogus' is not an extra scope; use openid, groups, email or profile"),
+    (["a", "openid", 7], "OIDC scope", "'a', 7 are not OIDC scopes; use openid, groups, email or profile"),
+    (["offline_access"], "OIDC scope", "'offline_access' is not an OIDC scope; use openid, groups, email or profile; "
+                                       "Cloudflare adds offline_access itself when refresh_tokens is a grant type"),
+])
+def test_a_value_outside_the_choices_is_refused_with_an_exact_sentence(values: list, what: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        check_choices(values, SCOPES, what)
+    assert str(caught.value) == message
+
+
+def test_choices_are_compared_and_returned_lower_cased() -> None:
+    assert check_choices(["OpenID", "EMAIL"], SCOPES, "OIDC scope") == ["openid", "email"]
+    assert check_choices(["Authorization_Code"], GRANT_TYPES, "OIDC grant type") == ["authorization_code"]
+
+
+@pytest.mark.parametrize(("value", "ok"), [("payroll.acme.com", True), ("payroll.acme.com/api", True),
+                                           ("*.acme.com", True), ("payroll.acme.com/go?to=https://x", False),
+                                           ("https://payroll.acme.com", False), ("not a host", False),
+                                           ("payroll", False), (7, False), (None, False)])
+def test_an_access_domain_is_a_host_and_optional_path_without_any_scheme(value: object, ok: bool) -> None:
+    if ok:
+        assert check_access_domain(f" {value} ") == value
+    else:
+        with pytest.raises(ValueError, match="is not an Access domain"):
+            check_access_domain(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("value", "ok"), [(" Acme.COM ", True), ("@acme.com", False), ("acme", False), (7, False),
+                                           (None, False), ("", False)])
+def test_an_email_domain_is_a_bare_host_returned_lower_cased(value: object, ok: bool) -> None:
+    if ok:
+        assert check_email_domain(value) == "acme.com"  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ValueError, match="is not an email domain"):
+            check_email_domain(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("value", "ok"), [("1m", True), ("59s", False), ("24h", True), ("1440m", True),
+                                           ("1440.1m", False), ("24h1m", False), ("0.5h", True), ("90s", False)])
+def test_an_access_token_lifetime_lies_between_one_minute_and_a_day(value: str, ok: bool) -> None:
+    if ok:
+        assert check_access_token_lifetime(value) == value
+    else:
+        with pytest.raises(ValueError):
+            check_access_token_lifetime(value)
+
+
+@pytest.mark.parametrize(("value", "ok"), [("24h", True), ("2h45m", True), ("1ns", True), ("300ms", True),
+                                           ("0s", False), ("0h0m", False), ("1d", False), ("", False), ("h", False),
+                                           ("2h 45m", False), ("-1h", False), ("2h45", False)])
+def test_a_session_duration_is_a_positive_go_duration_without_days(value: str, ok: bool) -> None:
+    if ok:
+        assert check_session_duration(f" {value} ") == value
+    else:
+        with pytest.raises(ValueError, match="is not a duration"):
+            check_session_duration(value)
+
+
+def test_deferred_links_search_each_cycle_once_and_only_among_managed_receivers() -> None:
+    apps = {n: SH for n in "abcd"}
+    # two cycles sharing b, found from the first root in name order; d only points into them
+    edges = [("a", "b"), ("b", "a"), ("b", "c"), ("c", "b"), ("d", "a")]
+    assert deferred_links(apps, edges) == [("b", "a"), ("c", "b")]
+    assert deferred_links({**apps, "a": AppFacts("self_hosted", managed=False)}, edges) == [("c", "b")]
+    assert deferred_links(apps, []) == []

@@ -161,6 +161,9 @@ SCOPES = ("openid", "groups", "email", "profile")
 when refresh tokens are on (the attribute's description)."""
 
 
+_VOWELS = frozenset("aeiou")
+
+
 def check_choices(values: Sequence[str], allowed: Sequence[str], what: str) -> list[str]:
     """Every value one of `allowed`, case-insensitively as the provider compares; returned lower-cased."""
     bad = [v for v in values if not isinstance(v, str) or v.lower() not in allowed]
@@ -168,7 +171,7 @@ def check_choices(values: Sequence[str], allowed: Sequence[str], what: str) -> l
         listed = ", ".join(repr(v) for v in bad)
         hint = ("; Cloudflare adds offline_access itself when refresh_tokens is a grant type"
                 if any(str(v).lower() == "offline_access" for v in bad) else "")
-        article = ("an " if what[0] in "AEIOU" else "a ") if len(bad) == 1 else ""
+        article = ("an " if what[0].lower() in _VOWELS else "a ") if len(bad) == 1 else ""
         raise ValueError(f"{listed} {'is' if len(bad) == 1 else 'are'} not {article}{what}"
                          f"{'' if len(bad) == 1 else 's'}; use {', '.join(allowed[:-1])} or {allowed[-1]}{hint}")
     return [v.lower() for v in values]
@@ -192,10 +195,9 @@ def check_access_domain(value: str) -> str:
 def check_email_domain(value: str) -> str:
     """An `email_domain` rule's `domain` ("The email domain to match", API schema, e.g. `example.com`): the part of
     an address after the @. Returned lower-cased."""
-    domain = value.strip().lower() if isinstance(value, str) else ""
-    if not _EMAIL_DOMAIN.match(domain):
+    if not isinstance(value, str) or not _EMAIL_DOMAIN.match(value.strip().lower()):
         raise ValueError(f"{value!r} is not an email domain; write the part after the @, e.g. acme.com")
-    return domain
+    return value.strip().lower()
 
 
 def check_account_id(value: str) -> str:
@@ -304,6 +306,9 @@ def check_links(apps: Mapping[str, AppFacts], links: Sequence[LinkRef]) -> list[
     return found
 
 
+_ON_PATH, _DONE = 1, 2
+
+
 def deferred_links(apps: Mapping[str, AppFacts], edges: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The links that break every cycle among apps this stack manages, chosen deterministically.
 
@@ -318,22 +323,22 @@ def deferred_links(apps: Mapping[str, AppFacts], edges: Iterable[tuple[str, str]
         if a in apps and b in apps and apps[a].managed and apps[b].managed and can_receive_linked_trust(apps[b].type):
             succ.setdefault(a, []).append(b)
     deferred: list[tuple[str, str]] = []
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    state: dict[str, int] = {}  # app -> _ON_PATH or _DONE; absent: not visited yet
     for root in sorted(succ):
-        if state.get(root):
+        if root in state:
             continue
         path: list[str] = [root]
-        stack = [iter(sorted(succ.get(root, ())))]
-        state[root] = 1
+        stack = [iter(sorted(succ[root]))]
+        state[root] = _ON_PATH
         while stack:
             nxt = next(stack[-1], None)
             if nxt is None:
-                state[path.pop()] = 2
+                state[path.pop()] = _DONE
                 stack.pop()
-            elif state.get(nxt) == 1:
+            elif state.get(nxt) == _ON_PATH:
                 deferred.append((path[-1], nxt))
-            elif not state.get(nxt):
-                state[nxt] = 1
+            elif nxt not in state:
+                state[nxt] = _ON_PATH
                 path.append(nxt)
                 stack.append(iter(sorted(succ.get(nxt, ()))))
     return sorted(deferred)
