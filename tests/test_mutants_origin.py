@@ -221,6 +221,16 @@ def test_a_forwarded_token_from_an_app_the_target_does_not_trust_is_named_as_suc
         direct.policy, "cf-access-token", None, "linked-app")
 
 
+def test_a_forwarded_token_refused_by_a_policy_names_that_policy() -> None:
+    verifier, _, _ = origin()
+    person, forwarded = assertion(), KEY.mint(app_claims(AUD["intruder"], now=NOW))
+    direct = verifier.decide("api", cf_access_token=forwarded)
+    assert not direct.allowed and direct.policy == "batch but not intruder", direct
+    verdict = verifier.decide_origin("api", assertion=person, cf_access_token=forwarded)
+    assert (verdict.allowed, verdict.source, verdict.policy, verdict.via) == \
+        (False, "intruder", "batch but not intruder", "linked-app")
+
+
 def test_a_forwarded_verdict_without_a_flow_is_called_the_forwarded_token(monkeypatch: pytest.MonkeyPatch) -> None:
     verifier, _, _ = origin()
     monkeypatch.setattr(verifier, "decide", lambda to, **token: Verdict(False, "internal error"))
@@ -256,6 +266,8 @@ def test_a_forwarded_token_naming_someone_else_is_refused_naming_both(theirs: di
     ({"email": "x@y"}, {"common_name": "c", "email": "x@y"}, False),
     ({"email": "Ann@Acme.com"}, {"email": "ann@acme.COM"}, True),
     ({"email": "ann@acme.com"}, {"email": "bob@acme.com"}, False),
+    ({"email": "ann@acme.com"}, {}, False),
+    ({"email": "ann@acme.com"}, {"email": ""}, False),
     ({"sub": ""}, {"sub": ""}, False),
     ({}, {}, False),
 ])
@@ -286,6 +298,25 @@ def test_a_repeated_assertion_is_verified_once_and_answered_from_the_cache(monke
     assert verifier.decide_origin("api", assertion=token) is first
     assert verifier.decide_origin("front", assertion=token).allowed is False  # another target: its own verdict
     assert len(checked) == 1
+
+
+def test_a_cached_person_never_answers_for_a_request_that_also_forwards_a_token() -> None:
+    verifier, _, _ = origin()
+    token = assertion()
+    assert verifier.decide_origin("api", assertion=token).via == "user"
+    for forwarded in ({"bearer": "not a token"}, {"cf_access_token": "not a token"}):
+        verdict = verifier.decide_origin("api", assertion=token, **forwarded)
+        assert (verdict.allowed, verdict.via) == (False, "linked-app"), verdict
+
+
+def test_an_assertion_header_once_verified_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier, _, _ = origin()
+    headers = []
+    real = _jws._check_header
+    monkeypatch.setattr(_jws, "_check_header", lambda header: headers.append(header) or real(header))
+    for jti in ("1", "2", "3"):
+        assert verifier.decide_origin("api", assertion=assertion(jti=jti)).allowed
+    assert len(headers) == 1
 
 
 def test_a_cached_assertion_serves_until_exp_plus_leeway_and_is_refused_at_that_instant(
@@ -330,6 +361,7 @@ def test_the_fast_path_answers_only_what_is_cached_and_alive() -> None:
     token, forwarded = assertion(), KEY.mint(app_claims(AUD["front"], now=NOW))
     assert check.cached("api", token) is None  # nothing verified yet
     assert check.cached("api", None) is None
+    assert check.cached("api", ["not", "hashable"]) is None  # type: ignore[arg-type]
     person = verifier.decide_origin("api", assertion=token)
     assert check.cached("api", token) is person
     assert check.cached("front", token) is None  # no verdict for that target yet

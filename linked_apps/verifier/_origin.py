@@ -37,7 +37,7 @@ USER, SERVICE_TOKEN, LINKED_APP = "user", "service-token", "linked-app"
 
 NO_ASSERTION_REASON = ("no Access assertion: the request carries neither Cf-Access-Jwt-Assertion nor a "
                        "CF_Authorization cookie, so it did not come through Cloudflare Access")
-_FLOW_HEADER = {"cf-access-token": "Cf-Access-Token", "bearer": "Authorization: Bearer"}
+_FLOW_HEADER: dict[str | None, str] = {"cf-access-token": "Cf-Access-Token", "bearer": "Authorization: Bearer"}
 _PRINCIPAL_CLAIMS = ("sub", "common_name", "email")
 """What names a token's principal, strongest first."""
 
@@ -113,14 +113,9 @@ class OriginCheck:
                 entry = self._cache.entries.get(assertion)  # type: ignore[arg-type]
             except TypeError:  # unhashable: not a token at all
                 entry = None
-            if entry is not None:
-                if entry.until <= self._clock():
-                    self._cache.entries.pop(assertion, None)  # type: ignore[arg-type]
-                    entry = None
-                elif cf_access_token is None and bearer is None:
-                    verdict = entry.verdicts.get(to)
-                    if verdict is not None:
-                        return verdict  # type: ignore[return-value]
+            if entry is not None and entry.until <= self._clock():
+                self._cache.entries.pop(assertion, None)  # type: ignore[arg-type]
+                entry = None
             return self._decide(to, assertion, cf_access_token, bearer, entry)
         except Exception as exc:  # noqa: BLE001 - fail closed, never let a request through on a bug
             return OriginVerdict(False, f"internal error while verifying ({type(exc).__name__}); failing closed")
@@ -221,7 +216,7 @@ class OriginCheck:
     def _linked(self, person: OriginVerdict, forwarded: Verdict) -> OriginVerdict:
         """A request that also carries the original token: it must reach B and name the assertion's principal."""
         target = person.target
-        header = _FLOW_HEADER.get(forwarded.flow or "", "forwarded token")
+        header = _FLOW_HEADER.get(forwarded.flow, "forwarded token")
         if not forwarded.allowed:
             if forwarded.expires is None:
                 why = f"its {header} does not verify"
