@@ -300,6 +300,19 @@ def test_a_repeated_assertion_is_verified_once_and_answered_from_the_cache(monke
     assert len(checked) == 1
 
 
+def test_a_repeated_assertion_is_answered_without_even_looking_up_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier, _, _ = origin()
+    token = assertion()
+    first = verifier.decide_origin("api", assertion=token)
+    lookups: list[str] = []
+    real = verifier.target
+    monkeypatch.setattr(verifier, "target", lambda ref: lookups.append(ref) or real(ref))
+    assert verifier.decide_origin("api", assertion=token) is first
+    assert lookups == []
+    assert verifier.decide_origin("api", assertion=token, cf_access_token="x").allowed is False
+    assert lookups[:1] == ["api"]  # a request forwarding a token takes the full path
+
+
 def test_a_cached_person_never_answers_for_a_request_that_also_forwards_a_token() -> None:
     verifier, _, _ = origin()
     token = assertion()

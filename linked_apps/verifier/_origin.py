@@ -113,9 +113,14 @@ class OriginCheck:
                 entry = self._cache.entries.get(assertion)  # type: ignore[arg-type]
             except TypeError:  # unhashable: not a token at all
                 entry = None
-            if entry is not None and entry.until <= self._clock():
-                self._cache.entries.pop(assertion, None)  # type: ignore[arg-type]
-                entry = None
+            if entry is not None:
+                if entry.until <= self._clock():
+                    self._cache.entries.pop(assertion, None)  # type: ignore[arg-type]
+                    entry = None
+                elif cf_access_token is None and bearer is None:  # the browser session's repeated request
+                    verdict = entry.verdicts.get(to)
+                    if verdict is not None:
+                        return verdict  # type: ignore[return-value]
             return self._decide(to, assertion, cf_access_token, bearer, entry)
         except Exception as exc:  # noqa: BLE001 - fail closed, never let a request through on a bug
             return OriginVerdict(False, f"internal error while verifying ({type(exc).__name__}); failing closed")
