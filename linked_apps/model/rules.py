@@ -54,7 +54,7 @@ _TEAM_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*
 def check_team_domain(value: str) -> str:
     """The team domain as Access puts it in issuers (`https://<team domain>`): a bare host, returned lower-cased."""
     host = value.strip().lower()
-    if host.startswith(("https://", "http://")) or host.endswith("/") or not _TEAM_DOMAIN.match(host):
+    if not _TEAM_DOMAIN.match(host):  # no ":" or "/" in it: a scheme or a path fails too
         raise ValueError(f"{value!r} is not a team domain; write the bare host, e.g. acme.cloudflareaccess.com")
     return host
 
@@ -464,7 +464,7 @@ def app_name_problem(name: str) -> str | None:
     for ch in name:
         what = _unreadable(ch)
         if what is not None:
-            label = unicodedata.name(ch, "") if not 0xD800 <= ord(ch) <= 0xDFFF else ""
+            label = unicodedata.name(ch, None)  # None for what has no name (controls, surrogates, unassigned)
             return (f"app name {shown(name)} holds U+{ord(ch):04X}{f' ({label})' if label else ''}, {what}; "
                     "names must be printable text that reads as what it is: remove the character")
     if not name.strip() or name != name.strip():
@@ -491,7 +491,7 @@ def identity_problems(identities: Mapping[str, Iterable[tuple[str, str]]]) -> li
     for one would silently be trust for the other, and the review would show two names for one app."""
     owner: dict[tuple[str, str], str] = {}
     found: list[str] = []
-    words = {"uid": "uid", "aud": "AUD tag", "name": "Cloudflare name", "stack": "stack reference"}
+    words = {"aud": "AUD tag", "name": "Cloudflare name", "stack": "stack reference"}  # a uid is a "uid"
     for app, keys in identities.items():
         for key in dict.fromkeys(keys):
             other = owner.setdefault(key, app)
