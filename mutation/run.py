@@ -3,6 +3,7 @@
     ./dev mutate                        every module listed under [tool.mutmut] only_mutate, one after another
     ./dev mutate _keys rules            some modules (a file path, a dotted name or the module's last part)
     ./dev mutate --again [MODULE ...]   only the mutants not killed yet: survivors (after adding tests) and unrun
+                                        (all of a module never run)
     ./dev mutate --report [MODULE ...]  no run: the scores and survivors of the last run (--markdown: as a table)
 
 mutmut (configured in pyproject.toml) copies the package into mutants/, records which of the selected tests run
@@ -156,11 +157,12 @@ def main(argv: list[str]) -> int:
         forget_plain_copies(modules)
         for module in modules:
             print(f"\n== {module}", flush=True)
-            if again:
-                names = [k for k, c in results(module).items() if c not in KILLED]  # survivors and unrun
+            codes = results(module)
+            if again and codes:
+                names = [k for k, c in codes.items() if c not in KILLED]  # survivors and unrun
                 if not names:
                     continue
-            else:
+            else:  # a first run, or --again on a module never run
                 names = [dotted(module) + ".*"]
             status = mutmut("run", "--max-children", children, *names)
             if status != 0:
