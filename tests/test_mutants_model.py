@@ -613,3 +613,20 @@ def test_deferred_links_search_each_cycle_once_and_only_among_managed_receivers(
     assert deferred_links(apps, edges) == [("b", "a"), ("c", "b")]
     assert deferred_links({**apps, "a": AppFacts("self_hosted", managed=False)}, edges) == [("c", "b")]
     assert deferred_links(apps, []) == []
+
+
+# -- diff: a cycle's deferred link is pending, not added --------------------------------------------------------
+from linked_apps.review.diff import diff_trust  # noqa: E402
+
+
+def test_a_deferred_link_not_deployed_yet_is_pending_and_counts_as_a_change() -> None:
+    apps = [App(name="a", type="self_hosted"), App(name="b", type="self_hosted")]
+    desired = TrustGraph(apps, [Link("a", "b"), Link("b", "a")])
+    deployed = TrustGraph(apps, [Link("a", "b")])
+    diff = diff_trust(desired, deployed, deferred=[("b", "a")])
+    assert (diff.added, diff.pending, diff.unchanged, diff.removed) == ((), (("b", "a"),), (("a", "b"),), ())
+    assert diff.changed
+    as_json = diff.as_dict()
+    assert as_json["pending"] == [{"from": "b", "to": "a"}] and as_json["added"] == [] and as_json["changed"] is True
+    settled = diff_trust(desired, TrustGraph(apps, [Link("a", "b"), Link("b", "a")]), deferred=[("b", "a")])
+    assert (settled.pending, settled.changed) == ((), False)
