@@ -102,6 +102,15 @@ def test_a_429_is_waited_out_as_retry_after_says(account: dict[str, Any]) -> Non
     assert len(asked) == 3 and len(graph.links) == 5  # the throttled first page, asked again, then the end
 
 
+def test_a_throttled_request_is_asked_again_twice_and_no_more(account: dict[str, Any]) -> None:
+    path = f"/client/v4/accounts/{ACCOUNT}/access/apps"
+    with FakeCloudflare(account) as api:
+        api.throttle[path] = 3  # each answer says: wait 1 s
+        with pytest.raises(_cloudflare.StateError, match="answered 429"):
+            _cloudflare.read_account(LIVE, api_url=api.url)
+        assert sum(p == path for p, _ in api.requests) == 3
+
+
 def test_the_whole_read_has_one_deadline(account: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_cloudflare, "DEADLINE", 0.5)
     with FakeCloudflare(account) as api:
@@ -288,3 +297,64 @@ def test_the_environment_proxy_tunnels_https_to_the_api_but_never_serves_this_ma
     assert _cloudflare._proxy_for("https://localhost/client/v4") is None
     monkeypatch.setenv("NO_PROXY", "api.cloudflare.com")
     assert _cloudflare._proxy_for(_cloudflare.DEFAULT_API_URL) is None
+
+
+def test_a_read_of_the_real_api_goes_through_the_environment_proxy_as_a_tunnel(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy _proxy_for names is the one the read uses: the API's host is asked for with CONNECT (TLS is then
+    checked for api.cloudflare.com inside the tunnel); this proxy refuses, so the read fails closed, naming why."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_CONNECT(self) -> None:  # noqa: N802
+            seen.append(f"CONNECT {self.path}")
+            self.send_response(403)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+                "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    try:
+        with pytest.raises(_cloudflare.StateError, match="cannot reach the Cloudflare API at api.cloudflare.com"):
+            _cloudflare.fetch_account(f"cloudflare:{ACCOUNT}", environ={"CLOUDFLARE_API_TOKEN": TOKEN})
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert seen and set(seen) == {"CONNECT api.cloudflare.com:443"}
+
+
+def test_every_request_gets_5_s_to_connect_and_30_s_per_read_while_the_deadline_is_far(
+        account: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    asked: list[dict[str, float]] = []
+    real = httpx.HTTPTransport.handle_request
+
+    def handle_request(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+        asked.append(dict(request.extensions["timeout"]))
+        return real(self, request)
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handle_request)
+    with FakeCloudflare(account) as api:
+        _cloudflare.read_account(LIVE, api_url=api.url)
+    assert asked and all(t == {"connect": 5.0, "read": 30.0, "write": 30.0, "pool": 30.0} for t in asked), asked
+
+
+def test_a_body_chunk_arriving_exactly_at_the_deadline_is_read_and_one_after_it_is_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [50.0]
+    monkeypatch.setattr(_cloudflare.time, "monotonic", lambda: now[0])
+    assert list(_cloudflare._capped(iter([b"a", b"b"]), 50.0)) == [b"a", b"b"]
+    now[0] = 50.001
+    with pytest.raises(_cloudflare.StateError, match="no whole answer within"):
+        list(_cloudflare._capped(iter([b"a"]), 50.0))
