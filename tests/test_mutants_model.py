@@ -3,6 +3,8 @@ on a mutant of linked_apps.model.rules or linked_apps.model.paths that survived 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from linked_apps.model.graph import App, Link, Policy, TrustGraph
@@ -616,8 +618,6 @@ def test_deferred_links_search_each_cycle_once_and_only_among_managed_receivers(
 
 
 # -- diff: a cycle's deferred link is pending, not added --------------------------------------------------------
-from linked_apps.review.diff import diff_trust  # noqa: E402
-
 
 def test_a_deferred_link_not_deployed_yet_is_pending_and_counts_as_a_change() -> None:
     apps = [App(name="a", type="self_hosted"), App(name="b", type="self_hosted")]
